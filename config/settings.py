@@ -1,0 +1,107 @@
+"""Typed settings: built-in defaults, then an optional TOML file, then GATEWAY_* env vars.
+
+Each field's metadata names its environment variable; a value that does not parse
+or validate raises ``SettingsError`` naming that variable, so start-up stops with a
+message an operator can act on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+S3_MIN_PART_SIZE = 5 * MiB
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _setting(default: Any, env: str, help: str = "") -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(Path("./var"), "GATEWAY_DATA_DIR", "local objects and the SQLite file")
+    public_url: str = _setting("", "GATEWAY_PUBLIC_URL", "base of URLs handed to clients; empty = from the request")
+    object_store: str = _setting("local", "GATEWAY_OBJECT_STORE", "local | s3")
+    s3_endpoint: str = _setting("", "GATEWAY_S3_ENDPOINT")
+    s3_bucket: str = _setting("media", "GATEWAY_S3_BUCKET")
+    s3_region: str = _setting("us-east-1", "GATEWAY_S3_REGION")
+    s3_access_key: str = _setting("", "GATEWAY_S3_ACCESS_KEY")
+    s3_secret_key: str = _setting("", "GATEWAY_S3_SECRET_KEY")
+    s3_part_size: int = _setting(8 * MiB, "GATEWAY_S3_PART_SIZE", "multipart part size, >= 5 MiB")
+    document_store: str = _setting("sqlite", "GATEWAY_DOCUMENT_STORE", "sqlite | mongodb")
+    mongodb_uri: str = _setting("mongodb://127.0.0.1:27017/gateway", "GATEWAY_MONGODB_URI")
+    mongodb_database: str = _setting("gateway", "GATEWAY_MONGODB_DATABASE", "used when the URI names none")
+    upload_expiry: int = _setting(86400, "GATEWAY_UPLOAD_EXPIRY", "seconds an unfinished upload lives")
+    max_upload_size: int = _setting(5 * GiB, "GATEWAY_MAX_UPLOAD_SIZE", "bytes")
+    sweep_interval: float = _setting(60.0, "GATEWAY_SWEEP_INTERVAL", "seconds between expired-upload sweeps")
+    ready_timeout: float = _setting(2.0, "GATEWAY_READY_TIMEOUT", "seconds each store gets to answer /health/ready")
+    backend_timeout: float = _setting(30.0, "GATEWAY_BACKEND_TIMEOUT", "seconds before a store call is given up")
+    log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "object_store": self.object_store in ("local", "s3") or "must be 'local' or 's3'",
+            "document_store": self.document_store in ("sqlite", "mongodb") or "must be 'sqlite' or 'mongodb'",
+            "s3_part_size": self.s3_part_size >= S3_MIN_PART_SIZE or f"must be at least {S3_MIN_PART_SIZE} (5 MiB)",
+            "upload_expiry": self.upload_expiry > 0 or "must be positive",
+            "max_upload_size": self.max_upload_size > 0 or "must be positive",
+            "sweep_interval": self.sweep_interval > 0 or "must be positive",
+            "ready_timeout": self.ready_timeout > 0 or "must be positive",
+            "backend_timeout": self.backend_timeout > 0 or "must be positive",
+            "public_url": (not self.public_url or self.public_url.startswith(("http://", "https://")))
+            or "must start with http:// or https://",
+            "s3_endpoint": (self.object_store != "s3" or not self.s3_endpoint
+                            or self.s3_endpoint.startswith(("http://", "https://")))
+            or "must start with http:// or https://",
+        }
+        for name, ok in checks.items():
+            if ok is not True:
+                raise SettingsError(f"{env_name(name)}: {ok} (got {getattr(self, name)!r})")
+
+
+def env_name(field_name: str) -> str:
+    return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}[field_name]
+
+
+def _convert(f: dataclasses.Field, raw: Any) -> Any:
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "Path": Path}[f.type]
+    try:
+        if kind is int and isinstance(raw, str):
+            return int(raw.replace("_", ""))
+        if kind is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+            raise ValueError("not an integer")
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{f.metadata['env']}: cannot read {raw!r} as {kind.__name__}") from exc
+
+
+def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Defaults < TOML file (keys are field names, e.g. ``s3_bucket``) < environment < overrides."""
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file:
+        try:
+            table = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"--config {config_file}: {exc}") from exc
+        table = table.get("gateway", table)
+        for key, raw in table.items():
+            if key not in fields:
+                raise SettingsError(f"--config {config_file}: unknown setting {key!r}")
+            values[key] = _convert(fields[key], raw)
+    for name, f in fields.items():
+        if f.metadata["env"] in environ:
+            values[name] = _convert(f, environ[f.metadata["env"]])
+    values.update(overrides)
+    return Settings(**values)

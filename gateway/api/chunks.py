@@ -1,0 +1,95 @@
+"""SelfCommunity Media API v2 chunk upload: ``upload/chunk/`` and ``upload/complete/``.
+
+Wire facts (drf-chunked-upload semantics): multipart body, file part named after
+the media type, ``Content-Range: bytes START-END/TOTAL`` with END inclusive,
+``upload_id`` as a form field or query parameter after the first chunk.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from gateway.api.common import base_url, read_fields, require_user
+from gateway.api.media_json import media_json
+from gateway.core import clock
+from gateway.core.errors import bad_request
+from gateway.core.uploads import ChunkRange
+from gateway.keys import MEDIA, METRICS, UPLOADS
+
+FILE_FIELDS = {"image", "document", "eimage", "file"}
+PIECE = 256 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
+MAX_FIELD = 4096
+
+routes = web.RouteTableDef()
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while piece := await part.read_chunk(PIECE):
+        yield piece
+
+
+async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
+    spool.seek(0)
+    while piece := spool.read(PIECE):
+        yield piece
+
+
+@routes.post("/api/v2/media/upload/chunk/")
+async def upload_chunk(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    chunk = ChunkRange.parse(request.headers.get("Content-Range"))
+    uploads = request.app[UPLOADS]
+    uploads.check_size(chunk)  # refuse before reading a byte of the body
+    if request.content_type != "multipart/form-data":
+        raise bad_request("invalid_content_type", "chunks are sent as multipart/form-data")
+    fields = {"upload_id": request.query.get("upload_id")}
+    session = None
+    spool, filename = None, None
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name in FILE_FIELDS or part.filename is not None:
+                if session is not None or spool is not None:
+                    raise bad_request("too_many_files", "send one file part per chunk")
+                filename = part.filename
+                if fields.get("upload_id"):
+                    session = await uploads.receive_chunk(user, fields.get("upload_id"), chunk,
+                                                          _part_chunks(part), filename)
+                else:
+                    # The fields that name the upload may follow the file: hold the chunk
+                    # (in memory up to 1 MiB, then on disk) until the body is read.
+                    spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
+                    async for piece in _part_chunks(part):
+                        spool.write(piece)
+            elif part.name:
+                value = await part.read_chunk(MAX_FIELD + 1)
+                if len(value) > MAX_FIELD:
+                    raise bad_request("field_too_large", f"form field {part.name} is too large")
+                fields[part.name] = value.decode("utf-8", "replace").strip()
+        if session is None:
+            if spool is None:
+                raise bad_request("missing_file", f"no file part; name it one of {', '.join(sorted(FILE_FIELDS))}")
+            session = await uploads.receive_chunk(user, fields.get("upload_id") or None, chunk,
+                                                  _spooled_chunks(spool), filename)
+    except (ValueError, AssertionError) as exc:  # aiohttp's multipart parser on a malformed body
+        raise bad_request("malformed_multipart", f"could not parse the multipart body: {exc}") from None
+    finally:
+        if spool is not None:
+            spool.close()
+    request.app[METRICS].bytes_received.inc(chunk.length)
+    return web.json_response({"upload_id": session["id"], "offset": session["offset"],
+                              "expires": clock.iso(session["expires_at"])})
+
+
+@routes.post("/api/v2/media/upload/complete/")
+async def upload_complete(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    fields = await read_fields(request)
+    upload_id = fields.get("upload_id") or request.query.get("upload_id")
+    media = await request.app[MEDIA].complete_upload(user, str(upload_id or ""), str(fields.get("type", "")),
+                                                     str(fields.get("md5", "")))
+    request.app[METRICS].uploads_completed.inc()
+    return web.json_response(media_json(media, base_url(request)), status=201)

@@ -1,0 +1,51 @@
+"""Helpers every dialect's handlers share: auth, small request bodies, URLs."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.core.auth import User
+from gateway.core.errors import bad_request, unauthorized
+from gateway.keys import SETTINGS, USERS
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def require_user(request: web.Request) -> User:
+    user = await request.app[USERS].authenticate(request.headers.get("Authorization"))
+    if user is None:
+        raise unauthorized()
+    return user
+
+
+async def read_fields(request: web.Request) -> dict[str, Any]:
+    """A small JSON object or form body as a dict (files in a form are ignored)."""
+    if request.content_type in FORM_TYPES:
+        try:
+            form = await request.post()
+        except ValueError as exc:
+            raise bad_request("malformed_body", f"could not parse the form: {exc}") from None
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("malformed_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("malformed_json", "the body must be a JSON object")
+    return body
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def int_id(raw: str, what: str = "id") -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise bad_request("invalid_id", f"{what} must be a positive integer")
+    return int(raw)

@@ -1,0 +1,76 @@
+"""Content delivery: the bytes behind a Media ``url``.
+
+Served through the gateway (not a presigned redirect) so every response carries
+the same safety headers whatever the object store: ``nosniff``, and
+``Content-Disposition: attachment`` for anything but raster images a browser
+renders safely. ETag is the file's md5; one byte range per request (206).
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.core.errors import GatewayError, not_found
+from gateway.core.sniff import SAFE_INLINE_IMAGES
+from gateway.keys import MEDIA, OBJECTS
+
+routes = web.RouteTableDef()
+SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for one satisfiable range; None to send everything."""
+    if not header:
+        return None
+    match = SINGLE_RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None  # multiple ranges or a syntax we ignore: RFC 9110 lets us send 200
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise GatewayError(416, "range_not_satisfiable", "requested range is outside the file",
+                           headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@routes.get("/content/{hash_code}/{name}")
+async def serve_content(request: web.Request) -> web.StreamResponse:
+    media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
+    if media is None or media.get("key") is None:
+        raise not_found("file")
+    etag = f'"{media["md5"]}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "Content-Type": media["mime_type"],
+    }
+    if media["mime_type"] not in SAFE_INLINE_IMAGES:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(media['title'])}"
+        headers["Content-Security-Policy"] = "sandbox"
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    size = media["size"]
+    wanted = parse_range(request.headers.get("Range"), size) if size else None
+    if wanted is not None and request.headers.get("If-Range", etag) != etag:
+        wanted = None  # the client's copy is stale: send the whole file
+    start, end = wanted or (0, size - 1)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response.content_length = end - start + 1 if size else 0
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD" or not size:
+        await response.prepare(request)
+        return response
+    body = await request.app[OBJECTS].get(media["key"], start, end)
+    await response.prepare(request)
+    async for piece in body.chunks:
+        await response.write(piece)
+    await response.write_eof()
+    return response

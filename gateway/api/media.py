@@ -1,0 +1,24 @@
+"""SelfCommunity Media API v2: read and delete one media."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.common import base_url, int_id, require_user
+from gateway.api.media_json import media_json
+from gateway.keys import MEDIA
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v2/media/{id}/")
+async def get_media(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    media = await request.app[MEDIA].get(user, int_id(request.match_info["id"]))
+    return web.json_response(media_json(media, base_url(request)))
+
+
+@routes.delete("/api/v2/media/{id}/")
+async def delete_media(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    await request.app[MEDIA].delete(user, int_id(request.match_info["id"]))
+    return web.Response(status=204)

@@ -1,0 +1,69 @@
+"""The app factory: wires settings, stores, core services, routes and background tasks."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from config.settings import Settings
+from gateway import backends
+from gateway.api import chunks, content, media, ops
+from gateway.core.auth import Users
+from gateway.core.media import MediaService
+from gateway.core.uploads import Uploads
+from gateway.keys import DOCUMENTS, MEDIA, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
+from gateway.metrics import Metrics
+from gateway.middlewares import add_request_id, errors, observe
+from storage.documents.port import DocumentStore
+from storage.objects.port import ObjectStore
+
+log = logging.getLogger("gateway.app")
+
+
+async def _stores(app: web.Application):
+    await app[DOCUMENTS].open()
+    try:
+        await app[OBJECTS].open()
+        try:
+            yield
+        finally:
+            await app[OBJECTS].close()
+    finally:
+        await app[DOCUMENTS].close()
+
+
+async def _sweeper(app: web.Application):
+    async def sweep_forever():
+        while True:
+            await asyncio.sleep(app[SETTINGS].sweep_interval)
+            try:
+                swept = await app[UPLOADS].sweep()
+                app[METRICS].uploads_expired.inc(swept)
+            except Exception:
+                log.exception("sweep failed")  # a store outage must not end the sweeper
+
+    task = asyncio.create_task(sweep_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: Settings, *, documents: DocumentStore | None = None,
+               objects: ObjectStore | None = None) -> web.Application:
+    app = web.Application(middlewares=[observe, errors], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[DOCUMENTS] = documents or backends.document_store(settings)
+    app[OBJECTS] = objects or backends.object_store(settings)
+    app[METRICS] = Metrics()
+    app[USERS] = Users(app[DOCUMENTS])
+    app[UPLOADS] = Uploads(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_expiry,
+                           max_size=settings.max_upload_size)
+    app[MEDIA] = MediaService(app[DOCUMENTS], app[OBJECTS], app[UPLOADS])
+    app.on_response_prepare.append(add_request_id)
+    app.cleanup_ctx.extend([_stores, _sweeper])
+    for module in (chunks, media, content, ops):
+        app.add_routes(module.routes)
+    return app

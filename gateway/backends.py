@@ -1,0 +1,28 @@
+"""The one place that chooses backends from settings (tusd's composer)."""
+from __future__ import annotations
+
+from config.settings import Settings
+from storage.documents.port import DocumentStore
+from storage.objects.port import ObjectStore
+
+
+def document_store(settings: Settings) -> DocumentStore:
+    if settings.document_store == "mongodb":
+        from storage.documents.mongo import MongoDocumentStore
+
+        return MongoDocumentStore(settings.mongodb_uri, settings.mongodb_database, timeout=settings.backend_timeout)
+    from storage.documents.sqlite import SqliteDocumentStore
+
+    return SqliteDocumentStore(settings.data_dir / "gateway.sqlite3")
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    if settings.object_store == "s3":
+        from storage.objects.s3 import S3ObjectStore
+
+        return S3ObjectStore(endpoint=settings.s3_endpoint, bucket=settings.s3_bucket, region=settings.s3_region,
+                             access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+                             part_size=settings.s3_part_size, timeout=settings.backend_timeout)
+    from storage.objects.local import LocalObjectStore
+
+    return LocalObjectStore(settings.data_dir)

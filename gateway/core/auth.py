@@ -1,0 +1,71 @@
+"""Users and API tokens.
+
+A token is shown once at creation and stored only as its SHA-256 (tokens are 256
+random bits, so a fast hash is enough; there is nothing to brute-force). Lookup is
+by hash, and the found hash is compared again in constant time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from gateway.core import clock
+from gateway.core.errors import GatewayError, bad_request
+from storage.documents.port import DocumentStore
+from storage.errors import DuplicateKey
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
+SCHEMES = ("bearer", "token")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    is_staff: bool = False
+    is_admin: bool = False
+    permissions: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "User":
+        return cls(doc["id"], doc["username"], bool(doc.get("is_staff")), bool(doc.get("is_admin")),
+                   tuple(doc.get("permissions", ())))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Users:
+    def __init__(self, documents: DocumentStore) -> None:
+        self.documents = documents
+
+    async def add(self, username: str, *, staff: bool = False, admin: bool = False) -> tuple[User, str]:
+        if not USERNAME.match(username):
+            raise bad_request("invalid_username", "username may hold letters, digits and @.+-_ (1-150)")
+        token = secrets.token_urlsafe(32)
+        doc = {"id": await self.documents.next_id("users"), "username": username, "is_staff": staff,
+               "is_admin": admin, "permissions": [], "token_hash": hash_token(token), "created_at": clock.now()}
+        try:
+            await self.documents.insert("users", doc)
+        except DuplicateKey:
+            raise GatewayError(409, "user_exists", f"user {username!r} already exists") from None
+        return User.from_doc(doc), token
+
+    async def list(self) -> list[User]:
+        return [User.from_doc(d) for d in await self.documents.find("users", sort=[("id", 1)])]
+
+    async def authenticate(self, authorization: str | None) -> User | None:
+        """The user for an ``Authorization: Bearer|Token <token>`` header, or None."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() not in SCHEMES or not token:
+            return None
+        wanted = hash_token(token)
+        found = await self.documents.find("users", {"token_hash": wanted}, limit=1)
+        if not found or not hmac.compare_digest(found[0]["token_hash"], wanted):
+            return None
+        return User.from_doc(found[0])

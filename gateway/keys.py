@@ -1,0 +1,20 @@
+"""Typed application keys (aiohttp ``web.AppKey``): the app's only shared state."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Settings
+from gateway.core.auth import Users
+from gateway.core.media import MediaService
+from gateway.core.uploads import Uploads
+from gateway.metrics import Metrics
+from storage.documents.port import DocumentStore
+from storage.objects.port import ObjectStore
+
+SETTINGS = web.AppKey("settings", Settings)
+DOCUMENTS = web.AppKey("documents", DocumentStore)
+OBJECTS = web.AppKey("objects", ObjectStore)
+USERS = web.AppKey("users", Users)
+UPLOADS = web.AppKey("uploads", Uploads)
+MEDIA = web.AppKey("media", MediaService)
+METRICS = web.AppKey("metrics", Metrics)

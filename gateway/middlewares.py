@@ -1,0 +1,83 @@
+"""Request middlewares: request id + access log + metrics, and error rendering.
+
+Every failure leaves as JSON: GatewayError with its own status, aiohttp's HTTP
+errors (unknown route, wrong method) with theirs, an unavailable backend as 503
+with Retry-After, anything else as a 500 whose traceback goes to the log only.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import web
+
+from gateway.core.errors import GatewayError
+from gateway.keys import METRICS
+from gateway.logs import request_id
+from storage.errors import BackendUnavailable, ObjectNotFound
+
+log = logging.getLogger("gateway.http")
+
+
+def json_error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> web.Response:
+    return web.json_response({"detail": message, "code": code, **extra}, status=status, headers=headers)
+
+
+@web.middleware
+async def observe(request: web.Request, handler):
+    rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        log.info("request", extra={"method": request.method, "path": request.path, "status": status,
+                                   "ms": round(elapsed * 1000, 1), "remote": request.remote})
+        request_id.reset(token)
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: streamed responses send headers before the middleware returns."""
+    if rid := request_id.get():
+        response.headers["X-Request-ID"] = rid
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return json_error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
+                          {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+    except BackendUnavailable as exc:
+        log.warning("backend unavailable", extra={"backend": exc.backend, "error": str(exc)})
+        return json_error(503, "backend_unavailable", f"{exc.backend} is unavailable; retry later",
+                          {"Retry-After": "5"}, backend=exc.backend)
+    except asyncio.TimeoutError:
+        log.warning("backend timeout")
+        return json_error(503, "backend_timeout", "a storage backend did not answer in time; retry later",
+                          {"Retry-After": "5"})
+    except ObjectNotFound:
+        return json_error(404, "not_found", "object not found")
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise  # the client went away: nobody to answer
+    except Exception:
+        log.exception("unhandled error")
+        return json_error(500, "internal_error", "internal server error")

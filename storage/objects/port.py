@@ -1,0 +1,113 @@
+"""The object store port.
+
+Two capabilities, in the spirit of tusd's DataStore: plain objects (put, get with a
+byte range, stat, delete) and resumable upload targets (begin, append, complete,
+abort). Upload state is a small JSON-able dict that the core keeps in the upload
+session document, so any gateway instance can continue any upload: the adapter
+holds nothing between calls.
+
+An append either stores all ``length`` bytes durably and returns the new state, or
+raises and leaves the previous state valid (bytes it wrote are ignored and later
+overwritten or cleaned up by ``abort``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Protocol
+
+UploadState = dict[str, Any]
+Chunks = AsyncIterator[bytes]
+
+
+class IncompleteBody(Exception):
+    """The client sent fewer (or more) bytes than it announced."""
+
+    def __init__(self, expected: int, received: int) -> None:
+        super().__init__(f"expected {expected} bytes, received {received}")
+        self.expected = expected
+        self.received = received
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
+class ObjectBody:
+    """A (possibly ranged) object read: metadata plus the bytes as an async iterator."""
+
+    info: ObjectInfo
+    start: int
+    end: int  # inclusive
+    chunks: Chunks
+
+    async def read_all(self) -> bytes:
+        return b"".join([c async for c in self.chunks])
+
+
+class ObjectStore(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise BackendUnavailable unless the store answers."""
+
+    # plain objects
+    async def put(self, key: str, data: bytes, content_type: str = ...) -> ObjectInfo: ...
+
+    async def stat(self, key: str) -> ObjectInfo:
+        """ObjectNotFound if missing."""
+
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> ObjectBody:
+        """Bytes ``start..end`` (inclusive; None = to the end). ObjectNotFound if missing."""
+
+    async def delete(self, key: str) -> None:
+        """Idempotent."""
+
+    # resumable upload targets
+    async def begin(self, key: str, content_type: str) -> UploadState: ...
+
+    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int) -> UploadState:
+        """Store exactly ``length`` bytes at ``offset`` (== bytes stored so far)."""
+
+    async def complete(self, state: UploadState) -> ObjectInfo:
+        """Turn the appended bytes into the object at the state's key."""
+
+    async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
+        """Delete what ``drop`` references and ``keep`` does not.
+
+        The core calls it after the session's compare-and-set: with keep=new state on
+        success (the old staged bytes are now inside a part), keep=old on failure.
+        Until then both states stay readable, so a crash loses no acknowledged byte.
+        """
+
+    async def abort(self, state: UploadState) -> None:
+        """Forget an unfinished upload and everything it staged. Idempotent."""
+
+
+async def read_exactly(chunks: Chunks, length: int, piece: int) -> AsyncIterator[bytes]:
+    """Re-cut a stream into pieces of ``piece`` bytes (the last may be shorter).
+
+    Raises IncompleteBody if the stream ends early or runs past ``length``.
+    """
+    buffer = bytearray()
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > length:
+            raise IncompleteBody(length, received)
+        buffer += chunk
+        while len(buffer) >= piece:
+            yield bytes(buffer[:piece])
+            del buffer[:piece]
+    if received != length:
+        raise IncompleteBody(length, received)
+    if buffer:
+        yield bytes(buffer)

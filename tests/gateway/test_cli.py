@@ -1,0 +1,69 @@
+"""The ``gateway`` command as an operator runs it: real processes, real sockets."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def run(args, env, **kwargs):
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def gateway_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return {**env, "GATEWAY_DATA_DIR": str(tmp_path / "var"), **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_users_add_prints_the_token_last_and_list_shows_roles(tmp_path):
+    env = gateway_env(tmp_path)
+    added = run(["users", "add", "alice", "--staff"], env)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40 and " " not in token
+    assert run(["users", "add", "bob", "--admin"], env).returncode == 0
+    duplicate = run(["users", "add", "alice"], env)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    listed = run(["users", "list"], env)
+    assert "alice\tstaff" in listed.stdout and "bob\tadmin" in listed.stdout
+    assert token not in listed.stdout
+    assert token.encode() not in (tmp_path / "var" / "gateway.sqlite3").read_bytes()
+
+
+def test_bad_setting_stops_start_up_naming_it(tmp_path):
+    result = run(["serve"], gateway_env(tmp_path, GATEWAY_S3_PART_SIZE="100"))
+    assert result.returncode == 2 and "GATEWAY_S3_PART_SIZE" in result.stderr
+
+
+def test_serve_answers_and_shuts_down_gracefully(tmp_path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port",
+                               str(port)], env=gateway_env(tmp_path), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "gateway did not start"
+                time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        log = server.stderr.read()
+        assert '"event": "request"' in log and '"request_id"' in log
+    finally:
+        if server.poll() is None:
+            server.kill()
