@@ -12,7 +12,7 @@ WEB_CLIENT_CHUNK = 204_800
 
 def chunk_form(data: bytes, *, upload_id: str | None = None, field: str = "image",
                filename: str = "file.bin") -> FormData:
-    form = FormData()
+    form = FormData(quote_fields=False)  # browsers send file names unquoted
     if upload_id:
         form.add_field("upload_id", upload_id)
     form.add_field(field, data, filename=filename, content_type="application/octet-stream")
@@ -46,7 +46,7 @@ async def upload_chunks(clients, auth: dict, data: bytes, chunk_size: int = WEB_
 
 
 async def complete(client, auth: dict, upload_id: str, data: bytes, media_type: str = "image", md5=None):
-    form = FormData()
+    form = FormData(quote_fields=False)  # browsers send file names unquoted
     form.add_field("upload_id", upload_id)
     form.add_field("type", media_type)
     form.add_field("md5", md5 or hashlib.md5(data).hexdigest())

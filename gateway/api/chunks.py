@@ -10,6 +10,7 @@ import tempfile
 from typing import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.api.common import base_url, read_fields, require_user
 from gateway.api.media_json import media_json
@@ -74,7 +75,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
                 raise bad_request("missing_file", f"no file part; name it one of {', '.join(sorted(FILE_FIELDS))}")
             session = await uploads.receive_chunk(user, fields.get("upload_id") or None, chunk,
                                                   _spooled_chunks(spool), filename)
-    except (ValueError, AssertionError) as exc:  # aiohttp's multipart parser on a malformed body
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # aiohttp's parser on a malformed body
         raise bad_request("malformed_multipart", f"could not parse the multipart body: {exc}") from None
     finally:
         if spool is not None:

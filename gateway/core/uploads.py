@@ -34,7 +34,8 @@ log = logging.getLogger("gateway.uploads")
 
 LEASE_SECONDS = 120.0
 RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$")
-UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Titles keep Unicode and spaces; only path separators, quotes and control characters go.
+UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"/\\<>:|?*]+')
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _md5_load(text: str) -> rehashes.PyMd5:
 
 def safe_filename(name: str | None) -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = UNSAFE_NAME.sub("_", base).strip("._")[:120]
+    cleaned = UNSAFE_NAME.sub("_", base).strip(" ._")[:120]
     return cleaned or "file"
 
 

@@ -124,7 +124,7 @@ async def test_bad_complete_is_refused(started, case, body, content_type, status
 async def test_image_type_needs_an_image(stack):
     client = await stack.client()
     user = await stack.user(client)
-    data = b"just some text, renamed to .jpg\n" * 100
+    data = b"just some plain text that was renamed to .jpg\n" * 100
     upload_id = await upload_chunks(client, user["auth"], data, filename="fake.jpg")
     refused = await complete(client, user["auth"], upload_id, data, "image")
     assert refused.status == 400 and (await refused.json())["code"] == "not_an_image"
@@ -166,7 +166,7 @@ async def test_chunk_body_must_be_multipart_with_a_file(started):
     headers = {**user["auth"], "Content-Range": f"bytes {PIECE}-{2 * PIECE - 1}/{TOTAL}"}
     raw = await client.post(CHUNK, data=DATA[PIECE:2 * PIECE], headers=headers)
     assert raw.status == 400 and (await raw.json())["code"] == "invalid_content_type"
-    form = FormData()
+    form = FormData(default_to_multipart=True)
     form.add_field("upload_id", upload_id)
     form.add_field("other", "x")
     no_file = await client.post(CHUNK, data=form, headers=headers)

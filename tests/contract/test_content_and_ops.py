@@ -29,7 +29,7 @@ async def test_full_body_headers(served):
     assert reply.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
     assert reply.headers["Content-Type"] == "application/pdf"
-    assert reply.headers["Content-Disposition"] == "attachment; filename*=UTF-8''Q3_report.pdf"
+    assert reply.headers["Content-Disposition"] == "attachment; filename*=UTF-8''Q3%20report.pdf"
     head = await client.head(path)
     assert head.status == 200 and head.headers["Content-Length"] == str(len(data))
     cached = await client.get(path, headers={"If-None-Match": reply.headers["ETag"]})

@@ -1,0 +1,179 @@
+"""SQLite document store: the embedded default, one file in GATEWAY_DATA_DIR.
+
+Each collection is a table ``(id PRIMARY KEY, doc JSON)``. Filters compile to
+``json_extract`` expressions with bound parameters; field names are checked against
+a strict pattern because they are spliced into SQL paths. Compare-and-set is a
+single ``UPDATE ... WHERE id = ? AND <expect>`` statement, which SQLite runs
+atomically, so offsets advance safely even with several gateway processes on one
+file (WAL mode, ``synchronous=FULL`` so an acknowledged commit survives power loss).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+import aiosqlite
+
+from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
+from storage.errors import BackendUnavailable, DuplicateKey, StorageError
+
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_OPERATORS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+
+
+def _path(field: str) -> str:
+    if not _FIELD.match(field):
+        raise StorageError(f"invalid field name {field!r}")
+    return "$." + field
+
+
+def _value(value: Any) -> Any:
+    # json_extract returns SQL values: bools become 0/1, objects become JSON text.
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _compile(where: Filter | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for field, cond in (where or {}).items():
+        column = f"json_extract(doc, '{_path(field)}')"
+        if not isinstance(cond, dict):
+            cond = {"$eq": cond}
+        for op, operand in cond.items():
+            if op == "$eq":
+                clauses.append(f"{column} IS ?")
+                params.append(_value(operand))
+            elif op == "$ne":
+                clauses.append(f"{column} IS NOT ?")
+                params.append(_value(operand))
+            elif op == "$in":
+                items = list(operand)
+                if not items:
+                    clauses.append("0")
+                    continue
+                clauses.append(f"{column} IN ({', '.join('?' * len(items))})")
+                params.extend(_value(v) for v in items)
+            elif op in _OPERATORS:
+                clauses.append(f"{column} {_OPERATORS[op]} ?")
+                params.append(_value(operand))
+            else:
+                raise StorageError(f"unsupported operator {op!r}")
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _table(collection: str) -> str:
+    if collection not in COLLECTIONS:
+        raise StorageError(f"unknown collection {collection!r}")
+    return f'"{collection}"'
+
+
+class SqliteDocumentStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=FULL")
+            await self._db.execute("PRAGMA busy_timeout=30000")
+            for collection in COLLECTIONS:
+                table = _table(collection)
+                await self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id PRIMARY KEY, doc TEXT NOT NULL)")
+                for spec in INDEXES.get(collection, ()):
+                    unique, field = spec.startswith("!"), spec.lstrip("!")
+                    name = f'"ix_{collection}_{field.replace(".", "_")}"'
+                    expression = f"json_extract(doc, '{_path(field)}')"
+                    # Partial unique index: several documents may lack the field.
+                    await self._db.execute(
+                        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON {table} ({expression})"
+                        + (f" WHERE {expression} IS NOT NULL" if unique else "")
+                    )
+            await self._db.execute("CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER)")
+        except (sqlite3.Error, OSError) as exc:
+            raise BackendUnavailable("sqlite", str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _run(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        if self._db is None:
+            raise BackendUnavailable("sqlite", "not open")
+        try:
+            return await self._db.execute(sql, tuple(params))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(str(exc)) from exc
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
+            # "database is locked" past busy_timeout, disk I/O errors, closed connection.
+            raise BackendUnavailable("sqlite", str(exc)) from exc
+
+    async def ping(self) -> None:
+        await self._run("SELECT 1")
+
+    async def insert(self, collection: str, doc: Document) -> None:
+        await self._run(f"INSERT INTO {_table(collection)} (id, doc) VALUES (?, ?)", (doc["id"], json.dumps(doc)))
+
+    async def get(self, collection: str, id: Any) -> Document | None:
+        cursor = await self._run(f"SELECT doc FROM {_table(collection)} WHERE id = ?", (id,))
+        row = await cursor.fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def find(self, collection: str, where: Filter | None = None, *, sort: Iterable[tuple[str, int]] = (),
+                   limit: int | None = None, skip: int = 0) -> list[Document]:
+        condition, params = _compile(where)
+        order = ", ".join(
+            f"json_extract(doc, '{_path(field)}') {'DESC' if direction < 0 else 'ASC'}" for field, direction in sort
+        )
+        sql = f"SELECT doc FROM {_table(collection)} WHERE {condition}"
+        if order:
+            sql += f" ORDER BY {order}"
+        sql += " LIMIT ? OFFSET ?"
+        cursor = await self._run(sql, [*params, -1 if limit is None else limit, skip])
+        return [json.loads(row[0]) for row in await cursor.fetchall()]
+
+    async def count(self, collection: str, where: Filter | None = None) -> int:
+        condition, params = _compile(where)
+        cursor = await self._run(f"SELECT COUNT(*) FROM {_table(collection)} WHERE {condition}", params)
+        return (await cursor.fetchone())[0]
+
+    async def update(self, collection: str, id: Any, changes: Document, *,
+                     expect: Filter | None = None) -> Document | None:
+        if not changes:
+            found = await self.find(collection, {**(expect or {}), "id": id}, limit=1)
+            return found[0] if found else None
+        condition, params = _compile(expect)
+        # json_patch merges objects recursively; the port sets top-level fields, so
+        # nested values are wrapped with json_set instead, one path per field.
+        setters = ", ".join(f"'{_path(field)}', json(?)" for field in changes)
+        sql = (f"UPDATE {_table(collection)} SET doc = json_set(doc, {setters}) WHERE id = ? AND {condition} "
+               "RETURNING doc")
+        values = [json.dumps(v) for v in changes.values()]
+        cursor = await self._run(sql, [*values, id, *params])
+        row = await cursor.fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def delete(self, collection: str, id: Any, *, expect: Filter | None = None) -> bool:
+        condition, params = _compile(expect)
+        cursor = await self._run(f"DELETE FROM {_table(collection)} WHERE id = ? AND {condition}", [id, *params])
+        return cursor.rowcount > 0
+
+    async def next_id(self, sequence: str) -> int:
+        cursor = await self._run(
+            "INSERT INTO sequences (name, value) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            (sequence,),
+        )
+        return (await cursor.fetchone())[0]
