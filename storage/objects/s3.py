@@ -1,20 +1,22 @@
 """S3 object store (aiobotocore), with chunk staging for resumable uploads.
 
 S3 multipart wants every part but the last to be at least 5 MiB, while clients
-send 200 KiB chunks. A chunk that does not fill a part is stored as its own small
-"staged" object under ``_staging/<upload>/``; once staged bytes plus a new chunk
-reach the part size, the staged objects are read back, joined with the incoming
-bytes and uploaded as parts, and the remainder is staged again. So every
-acknowledged byte is in S3 (durable, visible to every instance), each byte is
-written at most twice (write amplification <= 2x), and memory per upload is one
-part. The state that ties it together lives in the session document:
+send 200 KiB chunks. A chunk that, with what is already staged, stays below the
+part size is stored as its own small "staged" object under ``_staging/<upload>/``.
+A chunk that reaches it becomes one part (parts need not be equal): the staged
+bytes, read back, followed by the chunk streamed straight from the client. So
+every acknowledged byte is in S3 (durable, visible to every instance), each byte
+is written at most twice (write amplification <= 2x), and memory per upload is
+below one part. The state that ties it together lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
      "parts": [[number, etag], ...], "staged": [[key, size], ...], "size"}
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import uuid
 from typing import AsyncIterator
 
@@ -65,6 +67,9 @@ class S3ObjectStore:
                 # request only costs CPU and some S3-compatible servers reject it.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
+                # Parts stream through from the client, so their SHA-256 cannot be in the
+                # signed headers; the whole file's md5 is checked on complete instead.
+                s3={"payload_signing_enabled": False},
             ),
         )
         self._stack = contextlib.AsyncExitStack()
@@ -138,23 +143,16 @@ class S3ObjectStore:
             staged = await self._stage(state, offset, data)
             return {**state, "staged": state["staged"] + [staged], "size": offset + length}
 
-        # Enough for at least one part: replay the staged bytes, then the new ones.
-        parts = list(state["parts"])
-        tail: list = []
-        async for piece in read_exactly(self._staged_then(state, chunks), staged_size + length, self.part_size):
-            if len(piece) == self.part_size:
-                parts.append(await self._upload_part(state, len(parts) + 1, piece))
-            else:
-                tail = [await self._stage(state, offset + length - len(piece), piece)]
-        return {**state, "parts": parts, "staged": tail, "size": offset + length}
+        # Enough for a part: the staged bytes (fetched together, less than one part)
+        # then the incoming ones, streamed to S3 as they arrive, so receiving from the
+        # client and sending to S3 overlap and nothing bigger than a piece is held.
+        staged = await asyncio.gather(*(self._read(key) for key, _ in state["staged"]))
+        body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
+        part = await self._upload_part(state, len(state["parts"]) + 1, body, staged_size + length)
+        return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
 
-    async def _staged_then(self, state: UploadState, chunks: Chunks) -> AsyncIterator[bytes]:
-        for key, _ in state["staged"]:
-            body = await self.get(key)
-            async for piece in body.chunks:
-                yield piece
-        async for piece in chunks:
-            yield piece
+    async def _read(self, key: str) -> bytes:
+        return await (await self.get(key)).read_all()
 
     async def _stage(self, state: UploadState, offset: int, data: bytes) -> list:
         # A fresh name per attempt: a retried or racing chunk never overwrites bytes
@@ -163,10 +161,16 @@ class S3ObjectStore:
         await self.put(key, data)
         return [key, len(data)]
 
-    async def _upload_part(self, state: UploadState, number: int, data: bytes) -> list:
-        with _translated(state["key"]):
-            reply = await self._s3.upload_part(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
-                                               PartNumber=number, Body=data)
+    async def _upload_part(self, state: UploadState, number: int, body: "bytes | _StreamedBody",
+                           length: int) -> list:
+        try:
+            with _translated(state["key"]):
+                reply = await self._s3.upload_part(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
+                                                   PartNumber=number, Body=body, ContentLength=length)
+        except Exception:
+            if isinstance(body, _StreamedBody) and body.error is not None:
+                raise body.error from None  # the client's body was short or long, not S3's fault
+            raise
         return [number, reply["ETag"]]
 
     async def complete(self, state: UploadState) -> ObjectInfo:
@@ -176,8 +180,8 @@ class S3ObjectStore:
                 return done  # a retried complete: the first one got this far
         parts = list(state["parts"])
         if state["staged"]:
-            data = b"".join([await (await self.get(key)).read_all() for key, _ in state["staged"]])
-            parts.append(await self._upload_part(state, len(parts) + 1, data))
+            data = b"".join(await asyncio.gather(*(self._read(key) for key, _ in state["staged"])))
+            parts.append(await self._upload_part(state, len(parts) + 1, data, len(data)))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])
@@ -197,9 +201,10 @@ class S3ObjectStore:
 
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
         kept = {key for key, _ in keep["staged"]}
-        for key, _ in drop["staged"]:
-            if key not in kept:
-                await self.delete(key)
+        dropped = [{"Key": key} for key, _ in drop["staged"] if key not in kept]
+        if dropped:
+            with _translated(keep["key"]):
+                await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": dropped, "Quiet": True})
 
     async def abort(self, state: UploadState) -> None:
         with contextlib.suppress(ObjectNotFound), _translated(state["key"]):
@@ -216,3 +221,34 @@ class S3ObjectStore:
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:
                     await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+async def _prefixed(first: list[bytes], rest: Chunks) -> AsyncIterator[bytes]:
+    for piece in first:
+        yield piece
+    async for piece in rest:
+        yield piece
+
+
+class _StreamedBody:
+    """An upload_part body that aiohttp sends as it is produced.
+
+    ``read`` exists only to pass botocore's file-like check; aiohttp iterates.
+    A failure of the source (the client's body was not the announced length) is
+    kept, so the caller reports it rather than the broken S3 request it caused.
+    """
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self.source = source
+        self.error: Exception | None = None
+
+    def read(self, *_):
+        raise io.UnsupportedOperation("streamed body")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self.source:
+                yield piece
+        except Exception as exc:
+            self.error = exc
+            raise

@@ -175,3 +175,22 @@ async def test_chunk_body_must_be_multipart_with_a_file(started):
         **headers, "Content-Type": "multipart/form-data; boundary=xyz"})
     assert broken.status == 400
     assert (await client.app[DOCUMENTS].get("uploads", upload_id))["offset"] == PIECE
+
+
+@pytest.mark.parametrize("delta", [-1000, 1000], ids=["short", "long"])
+async def test_part_sized_chunk_with_wrong_length_changes_nothing(stack, delta):
+    """A chunk big enough to stream straight into a multipart part (5 MiB here)."""
+    client = await stack.client()
+    user = await stack.user(client)
+    data = os.urandom(6 * 1024 * 1024)
+    first = await send_chunk(client, user["auth"], data[:100], 0, len(data))
+    upload_id = (await first.json())["upload_id"]
+    rest = data[100:]
+    wrong = await client.post(CHUNK, data=chunk_form(rest[:len(rest) + delta] + (b"x" * max(delta, 0)),
+                                                     upload_id=upload_id),
+                              headers={**user["auth"], "Content-Range": f"bytes 100-{len(data) - 1}/{len(data)}"})
+    assert wrong.status == 400 and (await wrong.json())["code"] == "invalid_chunk_length"
+    assert (await client.app[DOCUMENTS].get("uploads", upload_id))["offset"] == 100
+    assert (await send_chunk(client, user["auth"], rest, 100, len(data), upload_id)).status == 200
+    done = await complete(client, user["auth"], upload_id, data, "document")
+    assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
