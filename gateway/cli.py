@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from gateway.app import create_app
 from gateway.core.auth import Users
 from gateway.core.errors import GatewayError
 from storage.errors import StorageError
+
+log = logging.getLogger("gateway.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--staff", action="store_true")
     add.add_argument("--admin", action="store_true")
     user_commands.add_parser("list", help="list users")
+    grant = user_commands.add_parser("grant", help="give a user a permission (e.g. files)")
+    grant.add_argument("name")
+    grant.add_argument("permission")
     return parser
 
 
@@ -50,6 +56,9 @@ def _users(settings: Settings, args) -> int:
         print(f"created user {user.username} (id {user.id}{', ' + ', '.join(roles) if roles else ''})")
         print("API token (shown once; send it as 'Authorization: Bearer <token>'):")
         print(token)
+    elif args.users_command == "grant":
+        user = asyncio.run(_with_users(settings, lambda users: users.grant(args.name, args.permission)))
+        print(f"{user.username}: {', '.join(user.permissions)}")
     else:
         for user in asyncio.run(_with_users(settings, lambda users: users.list())):
             roles = ",".join(r for r, on in (("staff", user.is_staff), ("admin", user.is_admin)) if on) or "-"
@@ -70,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             return _users(settings, args)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None,
-                    shutdown_timeout=30, print=lambda *_: None)
+                    shutdown_timeout=30, print=lambda *_: log.info("listening", extra={
+                        "host": args.host, "port": args.port, "object_store": settings.object_store,
+                        "document_store": settings.document_store}))
         return 0
     except GatewayError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)

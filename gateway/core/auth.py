@@ -19,6 +19,7 @@ from storage.errors import DuplicateKey
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
 SCHEMES = ("bearer", "token")
+PERMISSIONS = ("files",)  # what staff may be granted beyond their role
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class Users:
         except DuplicateKey:
             raise GatewayError(409, "user_exists", f"user {username!r} already exists") from None
         return User.from_doc(doc), token
+
+    async def grant(self, username: str, permission: str) -> User:
+        if permission not in PERMISSIONS:
+            raise bad_request("invalid_permission", f"permission must be one of {', '.join(PERMISSIONS)}")
+        found = await self.documents.find("users", {"username": username}, limit=1)
+        if not found:
+            raise GatewayError(404, "not_found", f"no user {username!r}")
+        doc = found[0]
+        permissions = sorted({*doc.get("permissions", []), permission})
+        return User.from_doc(await self.documents.update("users", doc["id"], {"permissions": permissions}) or doc)
 
     async def list(self) -> list[User]:
         return [User.from_doc(d) for d in await self.documents.find("users", sort=[("id", 1)])]

@@ -39,6 +39,11 @@ def test_users_add_prints_the_token_last_and_list_shows_roles(tmp_path):
     assert "alice\tstaff" in listed.stdout and "bob\tadmin" in listed.stdout
     assert token not in listed.stdout
     assert token.encode() not in (tmp_path / "var" / "gateway.sqlite3").read_bytes()
+    granted = run(["users", "grant", "alice", "files"], env)
+    assert granted.returncode == 0 and "alice: files" in granted.stdout
+    assert "alice\tstaff\tfiles" in run(["users", "list"], env).stdout
+    assert run(["users", "grant", "alice", "root"], env).returncode == 1
+    assert run(["users", "grant", "nobody", "files"], env).returncode == 1
 
 
 def test_bad_setting_stops_start_up_naming_it(tmp_path):
@@ -63,7 +68,7 @@ def test_serve_answers_and_shuts_down_gracefully(tmp_path):
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
         log = server.stderr.read()
-        assert '"event": "request"' in log and '"request_id"' in log
+        assert '"event": "listening"' in log and '"event": "request"' in log and '"request_id"' in log
     finally:
         if server.poll() is None:
             server.kill()
