@@ -46,6 +46,17 @@ class Settings:
     ready_timeout: float = _setting(2.0, "GATEWAY_READY_TIMEOUT", "seconds each store gets to answer /health/ready")
     backend_timeout: float = _setting(30.0, "GATEWAY_BACKEND_TIMEOUT", "seconds before a store call is given up")
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL")
+    workers: int = _setting(os.cpu_count() or 1, "GATEWAY_WORKERS",
+                            "concurrent background jobs in this process; 0 = run none here")
+    job_attempts: int = _setting(5, "GATEWAY_JOB_ATTEMPTS", "tries before a job is marked failed")
+    job_lease: float = _setting(30.0, "GATEWAY_JOB_LEASE", "seconds a claimed job stays owned without renewal")
+    job_backoff: float = _setting(2.0, "GATEWAY_JOB_BACKOFF", "first retry delay in seconds; doubles each try")
+    thumbnail_sizes: str = _setting("64,128,512,1080", "GATEWAY_THUMBNAIL_SIZES", "bounding squares in px")
+    max_image_pixels: int = _setting(50_000_000, "GATEWAY_MAX_IMAGE_PIXELS", "larger images are not decoded")
+
+    @property
+    def thumbnail_size_list(self) -> tuple[int, ...]:
+        return tuple(sorted({int(part) for part in self.thumbnail_sizes.split(",") if part.strip()}))
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +68,12 @@ class Settings:
             "sweep_interval": self.sweep_interval > 0 or "must be positive",
             "ready_timeout": self.ready_timeout > 0 or "must be positive",
             "backend_timeout": self.backend_timeout > 0 or "must be positive",
+            "workers": self.workers >= 0 or "must be 0 or more",
+            "job_attempts": self.job_attempts >= 1 or "must be at least 1",
+            "job_lease": self.job_lease > 0 or "must be positive",
+            "job_backoff": self.job_backoff >= 0 or "must not be negative",
+            "thumbnail_sizes": _sizes_ok(self.thumbnail_sizes) or "must be comma-separated pixel sizes, 1-4096",
+            "max_image_pixels": self.max_image_pixels > 0 or "must be positive",
             "public_url": (not self.public_url or self.public_url.startswith(("http://", "https://")))
             or "must start with http:// or https://",
             "s3_endpoint": (self.object_store != "s3" or not self.s3_endpoint
@@ -66,6 +83,11 @@ class Settings:
         for name, ok in checks.items():
             if ok is not True:
                 raise SettingsError(f"{env_name(name)}: {ok} (got {getattr(self, name)!r})")
+
+
+def _sizes_ok(text: str) -> bool:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return bool(parts) and all(part.isdigit() and 1 <= int(part) <= 4096 for part in parts)
 
 
 def env_name(field_name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -11,13 +12,16 @@ from config.settings import Settings
 from gateway import backends
 from gateway.api import chunks, content, media, ops
 from gateway.core.auth import Users
+from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.uploads import Uploads
-from gateway.keys import DOCUMENTS, MEDIA, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
-from gateway.metrics import Metrics
+from gateway.keys import DOCUMENTS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
+from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
+from workers.media_jobs import MediaJobs
+from workers.runner import WorkerPool
 
 log = logging.getLogger("gateway.app")
 
@@ -51,6 +55,28 @@ async def _sweeper(app: web.Application):
         await task
 
 
+async def _workers(app: web.Application):
+    """Background work: the job pool (if this instance runs any) and the loop-lag probe."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+    lag = asyncio.create_task(watch_loop_lag(metrics))
+    pool, executor = None, None
+    if settings.workers:
+        # Pillow releases the GIL while decoding and resizing, so threads use every core.
+        executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="gateway-cpu")
+        app[MEDIA_JOBS].executor = executor
+        pool = WorkerPool(app[JOBS], app[MEDIA_JOBS].handlers, concurrency=settings.workers,
+                          on_failed=app[MEDIA_JOBS].failed, metrics=metrics)
+        pool.start()
+    yield
+    if pool is not None:
+        await pool.stop()
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+    lag.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lag
+
+
 def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                objects: ObjectStore | None = None) -> web.Application:
     app = web.Application(middlewares=[observe, errors], client_max_size=1024 * 1024)
@@ -62,8 +88,13 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[UPLOADS] = Uploads(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_expiry,
                            max_size=settings.max_upload_size)
     app[MEDIA] = MediaService(app[DOCUMENTS], app[OBJECTS], app[UPLOADS])
+    app[JOBS] = JobQueue(app[DOCUMENTS], lease_seconds=settings.job_lease, max_attempts=settings.job_attempts,
+                         backoff_seconds=settings.job_backoff)
+    app[MEDIA_JOBS] = MediaJobs(app[DOCUMENTS], app[OBJECTS], app[JOBS], None,
+                                thumbnail_sizes=settings.thumbnail_size_list, max_pixels=settings.max_image_pixels)
+    app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
     app.on_response_prepare.append(add_request_id)
-    app.cleanup_ctx.extend([_stores, _sweeper])
+    app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, media, content, ops):
         app.add_routes(module.routes)
     return app

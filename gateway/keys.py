@@ -5,11 +5,13 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway.core.auth import Users
+from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
+from workers.media_jobs import MediaJobs
 
 SETTINGS = web.AppKey("settings", Settings)
 DOCUMENTS = web.AppKey("documents", DocumentStore)
@@ -18,3 +20,5 @@ USERS = web.AppKey("users", Users)
 UPLOADS = web.AppKey("uploads", Uploads)
 MEDIA = web.AppKey("media", MediaService)
 METRICS = web.AppKey("metrics", Metrics)
+JOBS = web.AppKey("jobs", JobQueue)
+MEDIA_JOBS = web.AppKey("media_jobs", MediaJobs)

@@ -2,7 +2,9 @@
 several apps in one process never share counters)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import asyncio
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -19,6 +21,23 @@ class Metrics:
                                          registry=self.registry)
         self.uploads_expired = Counter("gateway_uploads_expired_total", "Unfinished uploads swept after expiry",
                                        registry=self.registry)
+        self.jobs = Counter("gateway_jobs_total", "Background job attempts by kind and outcome",
+                            ["kind", "outcome"], registry=self.registry)
+        self.job_duration = Histogram("gateway_job_duration_seconds", "Background job attempt duration", ["kind"],
+                                      registry=self.registry, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.queue_depth = Gauge("gateway_job_queue_depth", "Jobs waiting to run (all instances)",
+                                 registry=self.registry)
+        self.loop_lag = Gauge("gateway_event_loop_lag_seconds",
+                              "How late the event loop ran a timer, last sample", registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+async def watch_loop_lag(metrics: Metrics, interval: float = 0.5) -> None:
+    """Sample how late a timer fires: a blocked event loop shows up here first."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        metrics.loop_lag.set(max(0.0, loop.time() - started - interval))

@@ -43,20 +43,36 @@ async def serve_content(request: web.Request) -> web.StreamResponse:
     media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
     if media is None or media.get("key") is None:
         raise not_found("file")
-    etag = f'"{media["md5"]}"'
+    return await send_object(request, key=media["key"], size=media["size"], etag=media["md5"],
+                             content_type=media["mime_type"], filename=media["title"])
+
+
+@routes.get("/thumbnails/{hash_code}/{size}")
+async def serve_thumbnail(request: web.Request) -> web.StreamResponse:
+    media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
+    wanted = request.match_info["size"]
+    thumb = next((t for t in (media or {}).get("thumbnails") or [] if str(t["size"]) == wanted), None)
+    if thumb is None:
+        raise not_found("thumbnail")
+    return await send_object(request, key=thumb["key"], size=thumb["bytes"], etag=thumb["etag"],
+                             content_type=thumb["content_type"], filename=f"{wanted}-{media['title']}")
+
+
+async def send_object(request: web.Request, *, key: str, size: int, etag: str, content_type: str,
+                      filename: str) -> web.StreamResponse:
+    etag = f'"{etag}"'
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "public, max-age=31536000, immutable",
-        "Content-Type": media["mime_type"],
+        "Content-Type": content_type,
     }
-    if media["mime_type"] not in SAFE_INLINE_IMAGES:
-        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(media['title'])}"
+    if content_type not in SAFE_INLINE_IMAGES:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         headers["Content-Security-Policy"] = "sandbox"
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    size = media["size"]
     wanted = parse_range(request.headers.get("Range"), size) if size else None
     if wanted is not None and request.headers.get("If-Range", etag) != etag:
         wanted = None  # the client's copy is stale: send the whole file
@@ -68,7 +84,7 @@ async def serve_content(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD" or not size:
         await response.prepare(request)
         return response
-    body = await request.app[OBJECTS].get(media["key"], start, end)
+    body = await request.app[OBJECTS].get(key, start, end)
     await response.prepare(request)
     async for piece in body.chunks:
         await response.write(piece)

@@ -11,6 +11,11 @@ def content_url(base: str, media: dict[str, Any]) -> str:
     return f"{base}/content/{media['hash_code']}/{quote(media['title'])}"
 
 
+def thumbnails_json(base: str, media: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"id": t["id"], "f": f"{base}/thumbnails/{media['hash_code']}/{t['size']}", "size": t["size"],
+             "width": t["width"], "height": t["height"]} for t in media.get("thumbnails") or []]
+
+
 def media_json(media: dict[str, Any], base: str) -> dict[str, Any]:
     url = content_url(base, media)
     is_image = media["image_width"] is not None
@@ -32,4 +37,7 @@ def media_json(media: dict[str, Any], base: str) -> dict[str, Any]:
         "size": media["size"],
         "mime_type": media["mime_type"],
         "md5": media["md5"],
+        "thumbnails": thumbnails_json(base, media),
+        "processing": media.get("processing", "done"),
+        "processing_error": media.get("processing_error"),
     }

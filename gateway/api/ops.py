@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.keys import DOCUMENTS, METRICS, OBJECTS, SETTINGS
+from gateway.keys import DOCUMENTS, JOBS, METRICS, OBJECTS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -42,4 +43,6 @@ async def ready(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    with contextlib.suppress(Exception):  # a store outage must not hide the other metrics
+        request.app[METRICS].queue_depth.set(await request.app[JOBS].depth())
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

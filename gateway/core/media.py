@@ -43,6 +43,7 @@ class MediaService:
         if session["status"] == "complete":  # a retried complete gets the same media
             media = await self.documents.get("media", session["media_id"])
             if media is not None and media["md5"] == (md5 or "").strip().lower():
+                await self._emit("upload.completed", media)  # idempotent: the first reply may have been lost
                 return media
             raise bad_request("upload_complete", "this upload is already complete")
         session, info = await self.uploads.finish(session, md5)
@@ -56,7 +57,8 @@ class MediaService:
                  "type": kind, "title": session["filename"], "description": "", "key": info.key,
                  "size": info.size, "mime_type": mime, "md5": md5.strip().lower(),
                  "image_width": size[0] if size else None, "image_height": size[1] if size else None,
-                 "order": 0, "upload_id": session["id"]}
+                 "order": 0, "upload_id": session["id"], "updated_at": clock.now(),
+                 "processing": "pending", "processing_error": None, "thumbnails": []}
         try:
             await self.documents.insert("media", media)
         except DuplicateKey:  # a concurrent complete of the same upload inserted it

@@ -22,6 +22,7 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
     "media": ("user_id", "added_at", "!hash_code"),
     "uploads": ("user_id", "expires_at"),
+    "jobs": ("status", "run_after", "lease_until"),
 }
 
 

@@ -1,0 +1,334 @@
+"""Pure imaging helpers for the background workers: sniff what a stored file is and
+make thumbnails of raster images.
+
+No HTTP and no database here. Everything is synchronous and CPU-bound; workers call
+it in an executor, on a temporary file they downloaded.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import magic
+from PIL import Image, ImageFile
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+DEFAULT_SIZES = (64, 128, 512, 1080)
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+# libmagic only needs the head of a file, and reading all of a multi-GiB video would
+# make probing as slow as the download it follows.
+_SNIFF_BYTES = 256 * 1024
+
+# Same trade-off as Pillow's own thumbnail(): shrink cheaply (JPEG DCT scaling,
+# integer reduce) down to about twice the target, then finish with LANCZOS.
+_REDUCING_GAP = 2.0
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_RASTER_MIME_TYPES = frozenset({
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff",
+})
+# SVG is a "document", not an image: it can carry <script>, so it is never decoded or
+# thumbnailed here and is served as an attachment, like the office formats.
+_DOCUMENT_MIME_TYPES = frozenset({
+    "image/svg+xml", "application/pdf", "application/postscript", "application/rtf", "text/rtf",
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/epub+zip",
+})
+_DOCUMENT_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument.", "application/vnd.oasis.opendocument.")
+_TEXT_MIME_TYPES = frozenset({"application/json", "application/xml"})
+
+# What a decoder may raise on truncated or malformed pixel data.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
+class ImageRejected(Exception):
+    """The file cannot be thumbnailed; ``reason`` is a short machine code
+    ("not_an_image", "too_many_pixels", "corrupt_image")."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@dataclass
+class Probe:
+    mime_type: str
+    kind: str  # "image", "video", "audio", "document", "text" or "other"
+    size: int
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+
+
+@dataclass
+class Thumbnail:
+    size: int  # the bounding square asked for; width/height are what fits in it
+    width: int
+    height: int
+    format: str
+    content_type: str
+    data: bytes
+
+
+def probe(path: str | Path, *, max_pixels: int = 50_000_000) -> Probe:
+    """What the file really is (by content, never by name or the client's claim).
+
+    Images are read header-only, so any size is reported and nothing is decoded;
+    ``max_pixels`` is accepted for symmetry with make_thumbnails but never enforced
+    here, since a probe that refuses would hide the dimensions callers log and show.
+    """
+    with open(path, "rb") as fp:
+        size = os.fstat(fp.fileno()).st_size
+        mime = magic.from_buffer(fp.read(_SNIFF_BYTES), mime=True)
+        kind = kind_for_mime(mime)
+        if kind != "image":
+            return Probe(mime, kind, size)
+        fp.seek(0)
+        try:
+            img = _open(fp)
+        except ImageRejected as exc:
+            # Claims to be an image by its magic bytes, but no accepted decoder takes it.
+            return Probe(mime, "image" if exc.reason == "too_many_pixels" else "other", size)
+        width, height = img.size
+        if _orientation(img) in _SWAPS_AXES:
+            width, height = height, width
+        return Probe(mime, "image", size, width, height, img.mode)
+
+
+def kind_for_mime(mime: str) -> str:
+    if mime in _DOCUMENT_MIME_TYPES or mime.startswith(_DOCUMENT_MIME_PREFIXES):
+        return "document"
+    if mime in _RASTER_MIME_TYPES:
+        return "image"
+    family = mime.split("/", 1)[0]
+    if family in ("video", "audio", "text"):
+        return family
+    return "text" if mime in _TEXT_MIME_TYPES else "other"
+
+
+def make_thumbnails(
+    path: str | Path,
+    sizes: tuple[int, ...] = DEFAULT_SIZES,
+    *,
+    max_pixels: int = 50_000_000,
+    jpeg_quality: int = 85,
+) -> list[Thumbnail]:
+    """One thumbnail per distinct size in ``sizes`` (same order), each fitting a
+    size x size square and never larger than the image, EXIF orientation applied.
+
+    Raises ImageRejected before decoding anything over ``max_pixels``.
+    """
+    boxes = _check_sizes(sizes)
+    with open(path, "rb") as fp:
+        img = _open(fp)
+        width, height = img.size  # before draft() shrinks it
+        if width * height > max_pixels:
+            raise ImageRejected("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+        box, orientation = _decode(img, max(boxes))
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+
+    source_mode = img.mode
+    frame = _normalize_mode(img)
+    out_format = _output_format(img.format, frame)
+    frame = _prepare_for(out_format, frame)
+    icc = img.info.get("icc_profile") if _colour_family(source_mode) == _colour_family(frame.mode) else None
+    frame.info = {}  # no EXIF (GPS, a stale orientation), comments etc. in thumbnails
+
+    made: dict[int, Thumbnail] = {}
+    current, data = None, b""
+    for size in sorted(boxes, reverse=True):
+        target = _fit(width, height, size)
+        if current is None:
+            current = _first_step(frame, target, box, orientation)
+            frame = img = None  # let the full decode go as soon as possible
+        elif current.size != target:
+            current = current.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+            data = b""
+        if not data:
+            data = _encode(current, out_format, jpeg_quality, icc)
+        made[size] = Thumbnail(size, current.width, current.height, out_format, CONTENT_TYPES[out_format], data)
+    return [made[size] for size in boxes]
+
+
+def _check_sizes(sizes: tuple[int, ...]) -> list[int]:
+    boxes = list(dict.fromkeys(sizes))
+    if not boxes or any(not isinstance(s, int) or s < 1 for s in boxes):
+        raise ValueError(f"thumbnail sizes must be positive integers, got {sizes!r}")
+    return boxes
+
+
+def _open(fp: BinaryIO) -> ImageFile.ImageFile:
+    """Image.open(fp, formats=ACCEPTED_FORMATS) without Pillow's MAX_IMAGE_PIXELS check.
+
+    Image.open warns above that process-wide limit and raises above twice it, before
+    the caller can even read the size: probe() could not report big images, and the
+    warning would escape into whatever warning filters the process has. Changing the
+    limit is global state shared with every other thread. So this runs the same
+    lookup as Image.open over the accepted plugins only, and callers apply their own
+    per-call limit to the header size.
+    """
+    prefix = fp.read(16)
+    for name in ACCEPTED_FORMATS:
+        if name not in Image.OPEN:
+            Image.init()  # WEBP and TIFF are not among the plugins Pillow preloads
+        factory, accept = Image.OPEN[name]
+        verdict = accept(prefix) if accept else True
+        if not verdict or isinstance(verdict, str):  # a str is Pillow's "looks like it, but unsupported"
+            continue
+        fp.seek(0)
+        try:
+            return factory(fp, "")
+        except Image.DecompressionBombError as exc:  # GIF frames are checked while opening
+            raise ImageRejected("too_many_pixels", str(exc)) from exc
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # Image.open treats these as "not this format"; so do we
+    raise ImageRejected("not_an_image", "not a JPEG, PNG, GIF, WebP, BMP or TIFF image")
+
+
+def _orientation(img: Image.Image) -> int:
+    # A PNG's eXIf chunk may follow the pixel data, and Pillow's getexif() would then
+    # decode the whole image to reach it: when it is not in the header, assume none.
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:
+        return 1  # broken EXIF must not make an otherwise fine image unusable
+    return value if isinstance(value, int) else 1
+
+
+def _decode(img: ImageFile.ImageFile, largest: int) -> tuple[tuple[float, ...] | None, int]:
+    """Load the first frame, as small as JPEG DCT scaling allows for ``largest``.
+
+    Returns the draft crop box (the scaled image may carry a fraction of a padding
+    pixel at its edges) and the EXIF orientation.
+    """
+    try:
+        img.seek(0)  # animations: the first frame stands for the file
+        box = None
+        target = _fit(*img.size, largest)
+        if img.format in ("JPEG", "MPO") and target != img.size:
+            draft = img.draft(img.mode, (int(target[0] * _REDUCING_GAP), int(target[1] * _REDUCING_GAP)))
+            box = draft[1] if draft else None
+        img.load()
+        return box, _orientation(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", str(exc)) from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected("corrupt_image", f"cannot decode image: {exc}") from exc
+
+
+def _fit(width: int, height: int, box: int) -> tuple[int, int]:
+    """Largest size with the same aspect that fits a box x box square, never larger
+    than the image, never 0 (a 10000x10 strip still has a 1-pixel edge)."""
+    if max(width, height) <= box:
+        return width, height
+    if width >= height:
+        return box, max(1, round(height * box / width))
+    return max(1, round(width * box / height)), box
+
+
+def _normalize_mode(img: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, LA, RGB or RGBA, which every output format takes
+    and which LANCZOS can resample (Pillow resizes "P" and "1" with NEAREST only)."""
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return img.convert(mode + "A" if mode == "L" else "RGBA") if "transparency" in img.info else img
+    if mode in ("LA", "RGBA"):
+        return img
+    if mode in ("P", "PA"):
+        return img.convert("RGBA" if img.has_transparency_data else "RGB")
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _to_8bit_gray(img)
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _to_8bit_gray(img: Image.Image) -> Image.Image:
+    # Converting straight to L clips at 255, so nearly every 16-bit scan would come out
+    # white. 16-bit modes have a known range; 32-bit int and float data have none, so
+    # those are stretched to their own extrema.
+    if img.mode.startswith("I;16"):
+        scale, offset = 1 / 257, 0.0
+        img = img.convert("I")
+    else:
+        low, high = img.getextrema()
+        scale = 255 / (high - low) if high > low else 0.0
+        offset = -low * scale if high > low else min(max(low, 0), 255)
+    return img.point(lambda value: value * scale + offset).convert("L")
+
+
+def _has_visible_alpha(img: Image.Image) -> bool:
+    return img.mode in ("LA", "RGBA") and img.getextrema()[-1][0] < 255
+
+
+def _output_format(source_format: str | None, img: Image.Image) -> str:
+    if source_format == "WEBP":
+        return "WEBP"
+    if source_format in ("PNG", "GIF") and _has_visible_alpha(img):
+        return "PNG"
+    return "JPEG"  # smallest for photos, and what every client can show
+
+
+def _prepare_for(out_format: str, img: Image.Image) -> Image.Image:
+    if img.mode in ("LA", "RGBA") and not (out_format != "JPEG" and _has_visible_alpha(img)):
+        # An alpha band that hides nothing only costs bytes; a visible one JPEG cannot
+        # hold, so it goes onto white, where most transparent artwork is meant to sit.
+        flat = Image.new(img.mode[:-1], img.size, "white")
+        flat.paste(img, mask=img.getchannel("A"))
+        img = flat
+    return img  # WEBP output only comes from WebP sources, which decode to RGB(A)
+
+
+def _colour_family(mode: str) -> str:
+    # An ICC profile only describes pixels of the colour space it was made for.
+    if mode in ("RGB", "RGBA", "P", "PA"):
+        return "rgb"
+    if mode in ("L", "LA", "1") or mode.startswith("I") or mode == "F":
+        return "gray"
+    return mode
+
+
+def _first_step(
+    frame: Image.Image, target: tuple[int, int], box: tuple[float, ...] | None, orientation: int
+) -> Image.Image:
+    # Resize before applying the orientation: transposing the small result is cheaper,
+    # and the draft box is in the stored (unrotated) coordinates.
+    stored_target = target[::-1] if orientation in _SWAPS_AXES else target
+    if frame.size != stored_target:
+        frame = frame.resize(stored_target, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
+    transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return frame.transpose(transpose) if transpose is not None else frame
+
+
+def _encode(img: Image.Image, out_format: str, jpeg_quality: int, icc: bytes | None) -> bytes:
+    out = io.BytesIO()
+    # optimize=False everywhere: a second Huffman/zlib pass costs more CPU than the few
+    # percent of bytes it saves on thumbnails. icc_profile=None stops PNG copying one.
+    options = {"icc_profile": icc}
+    if out_format == "JPEG":
+        options.update(quality=jpeg_quality, optimize=False)
+    elif out_format == "WEBP":
+        options.update(quality=jpeg_quality)
+    else:
+        options.update(optimize=False)
+    img.save(out, out_format, **options)
+    return out.getvalue()

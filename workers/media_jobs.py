@@ -1,0 +1,144 @@
+"""Job handlers for stored files: probe (MIME, kind, size, dimensions, mode), then thumbnails.
+
+Events from the core enqueue a ``probe`` job; a probed image enqueues a
+``thumbnails`` job. Both read the stored bytes into a temporary file (images need
+random access; nothing is held whole in memory) and run Pillow in an executor so
+the event loop never stalls. Results are written with a compare-and-set on the
+media's object ``key``: if the file was replaced meanwhile, the stale result is
+dropped and the job for the new file does the work.
+
+The media document carries the outcome for clients: ``processing`` is
+``pending`` until the last job is done (``done``), or ``failed`` with
+``processing_error`` when a job gave up.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from gateway.core import clock
+from gateway.core.jobs import Job, JobQueue
+from storage.documents.port import DocumentStore
+from storage.errors import ObjectNotFound
+from storage.objects.port import ObjectStore
+from workers import imaging
+from workers.runner import PermanentError
+
+log = logging.getLogger("gateway.workers.media")
+
+THUMBNAIL_PREFIX = "thumbnails"
+
+
+def thumbnail_key(media_id: int, size: int, extension: str) -> str:
+    return f"{THUMBNAIL_PREFIX}/{media_id}/{size}.{extension}"
+
+
+@contextlib.asynccontextmanager
+async def downloaded(objects: ObjectStore, key: str) -> AsyncIterator[Path]:
+    """The object in a temporary file, streamed piece by piece, removed afterwards."""
+    fd, name = tempfile.mkstemp(prefix="gateway-job-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            body = await objects.get(key)
+            async for piece in body.chunks:
+                out.write(piece)
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+class MediaJobs:
+    """Enqueues processing for media events and runs the ``probe`` and ``thumbnails`` jobs."""
+
+    def __init__(self, documents: DocumentStore, objects: ObjectStore, queue: JobQueue, executor: Executor | None,
+                 *, thumbnail_sizes: tuple[int, ...], max_pixels: int) -> None:
+        self.documents = documents
+        self.objects = objects
+        self.queue = queue
+        self.executor = executor
+        self.thumbnail_sizes = thumbnail_sizes
+        self.max_pixels = max_pixels
+
+    @property
+    def handlers(self) -> dict[str, Any]:
+        return {"probe": self.probe, "thumbnails": self.thumbnails}
+
+    # events -> jobs
+
+    async def on_event(self, event: str, media: dict[str, Any]) -> None:
+        if event in ("upload.completed", "media.created"):
+            await self.queue.enqueue("probe", media["id"], {"key": media["key"]})
+        elif event == "file.replaced":
+            await self.queue.restart("probe", media["id"], {"key": media["key"]})
+        elif event == "media.deleted":
+            await self._delete_thumbnails(media)
+
+    # jobs
+
+    async def probe(self, job: Job) -> dict[str, Any]:
+        media = await self._current(job)
+        if media is None:
+            return {"skipped": "media gone or replaced"}
+        async with downloaded(self.objects, media["key"]) as path:
+            found = await self._in_executor(imaging.probe, path, max_pixels=self.max_pixels)
+        thumbnails = found.kind == "image" and found.width is not None and bool(self.thumbnail_sizes)
+        changes = {"mime_type": found.mime_type, "kind": found.kind, "size": found.size,
+                   "image_width": found.width, "image_height": found.height, "mode": found.mode,
+                   "processing": "pending" if thumbnails else "done", "processing_error": None}
+        if await self._save(media, changes) and thumbnails:
+            await self.queue.restart("thumbnails", media["id"], {"key": media["key"]})
+        return {"kind": found.kind, "mime_type": found.mime_type}
+
+    async def thumbnails(self, job: Job) -> dict[str, Any]:
+        media = await self._current(job)
+        if media is None:
+            return {"skipped": "media gone or replaced"}
+        async with downloaded(self.objects, media["key"]) as path:
+            try:
+                made = await self._in_executor(imaging.make_thumbnails, path, self.thumbnail_sizes,
+                                               max_pixels=self.max_pixels)
+            except imaging.ImageRejected as exc:
+                raise PermanentError(exc.reason, str(exc)) from None
+        listed = []
+        for number, thumb in enumerate(made, 1):
+            extension = thumb.format.lower().replace("jpeg", "jpg")
+            info = await self.objects.put(thumbnail_key(media["id"], thumb.size, extension), thumb.data,
+                                          thumb.content_type)
+            listed.append({"id": number, "size": thumb.size, "width": thumb.width, "height": thumb.height,
+                           "key": info.key, "content_type": thumb.content_type, "bytes": info.size,
+                           "etag": info.etag})
+        await self._save(media, {"thumbnails": listed, "processing": "done", "processing_error": None})
+        return {"thumbnails": [t["size"] for t in listed]}
+
+    async def failed(self, job: Job, error: str) -> None:
+        """The job gave up: show it on the media instead of leaving it pending forever."""
+        media = await self._current(job)
+        if media is not None:
+            await self._save(media, {"processing": "failed", "processing_error": f"{job['kind']}: {error}"})
+
+    # helpers
+
+    async def _current(self, job: Job) -> dict[str, Any] | None:
+        media = await self.documents.get("media", job["subject"])
+        if media is None or media.get("key") != job["payload"].get("key"):
+            return None
+        return media
+
+    async def _save(self, media: dict[str, Any], changes: dict[str, Any]) -> bool:
+        saved = await self.documents.update("media", media["id"], {**changes, "updated_at": clock.now()},
+                                            expect={"key": media["key"]})
+        return saved is not None
+
+    async def _in_executor(self, function, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: function(*args, **kwargs))
+
+    async def _delete_thumbnails(self, media: dict[str, Any]) -> None:
+        for thumb in media.get("thumbnails") or []:
+            with contextlib.suppress(ObjectNotFound):
+                await self.objects.delete(thumb["key"])
