@@ -10,7 +10,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway import backends
-from gateway.api import chunks, content, media, ops
+from gateway.api import chunks, content, files, media, ops
 from gateway.core.auth import Users
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
@@ -95,6 +95,6 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
     app.on_response_prepare.append(add_request_id)
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, media, content, ops):
+    for module in (chunks, media, files, content, ops):
         app.add_routes(module.routes)
     return app

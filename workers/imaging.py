@@ -16,6 +16,8 @@ from typing import BinaryIO
 import magic
 from PIL import Image, ImageFile
 
+from gateway.core.sniff import kind_for_mime
+
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DEFAULT_SIZES = (64, 128, 512, 1080)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -39,19 +41,6 @@ _TRANSPOSE_FOR_ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-_RASTER_MIME_TYPES = frozenset({
-    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff",
-})
-# SVG is a "document", not an image: it can carry <script>, so it is never decoded or
-# thumbnailed here and is served as an attachment, like the office formats.
-_DOCUMENT_MIME_TYPES = frozenset({
-    "image/svg+xml", "application/pdf", "application/postscript", "application/rtf", "text/rtf",
-    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
-    "application/epub+zip",
-})
-_DOCUMENT_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument.", "application/vnd.oasis.opendocument.")
-_TEXT_MIME_TYPES = frozenset({"application/json", "application/xml"})
 
 # What a decoder may raise on truncated or malformed pixel data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -109,17 +98,6 @@ def probe(path: str | Path, *, max_pixels: int = 50_000_000) -> Probe:
         if _orientation(img) in _SWAPS_AXES:
             width, height = height, width
         return Probe(mime, "image", size, width, height, img.mode)
-
-
-def kind_for_mime(mime: str) -> str:
-    if mime in _DOCUMENT_MIME_TYPES or mime.startswith(_DOCUMENT_MIME_PREFIXES):
-        return "document"
-    if mime in _RASTER_MIME_TYPES:
-        return "image"
-    family = mime.split("/", 1)[0]
-    if family in ("video", "audio", "text"):
-        return family
-    return "text" if mime in _TEXT_MIME_TYPES else "other"
 
 
 def make_thumbnails(

@@ -6,36 +6,19 @@ the media type, ``Content-Range: bytes START-END/TOTAL`` with END inclusive,
 """
 from __future__ import annotations
 
-import tempfile
-from typing import AsyncIterator
-
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from gateway.api.common import base_url, read_fields, require_user
 from gateway.api.media_json import media_json
+from gateway.api.multipart import MALFORMED, malformed, part_chunks, read_field, spool_part, spooled_chunks
 from gateway.core import clock
 from gateway.core.errors import bad_request
 from gateway.core.uploads import ChunkRange
 from gateway.keys import MEDIA, METRICS, UPLOADS
 
 FILE_FIELDS = {"image", "document", "eimage", "file"}
-PIECE = 256 * 1024
-SPOOL_IN_MEMORY = 1024 * 1024
-MAX_FIELD = 4096
 
 routes = web.RouteTableDef()
-
-
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while piece := await part.read_chunk(PIECE):
-        yield piece
-
-
-async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
-    spool.seek(0)
-    while piece := spool.read(PIECE):
-        yield piece
 
 
 @routes.post("/api/v2/media/upload/chunk/")
@@ -58,25 +41,22 @@ async def upload_chunk(request: web.Request) -> web.Response:
                 filename = part.filename
                 if fields.get("upload_id"):
                     session = await uploads.receive_chunk(user, fields.get("upload_id"), chunk,
-                                                          _part_chunks(part), filename)
+                                                          part_chunks(part), filename)
                 else:
                     # The fields that name the upload may follow the file: hold the chunk
                     # (in memory up to 1 MiB, then on disk) until the body is read.
-                    spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
-                    async for piece in _part_chunks(part):
-                        spool.write(piece)
+                    spool, _ = await spool_part(part, chunk.length, bad_request(
+                        "invalid_chunk_length", "the body is longer than Content-Range announces",
+                        offset=chunk.start))
             elif part.name:
-                value = await part.read_chunk(MAX_FIELD + 1)
-                if len(value) > MAX_FIELD:
-                    raise bad_request("field_too_large", f"form field {part.name} is too large")
-                fields[part.name] = value.decode("utf-8", "replace").strip()
+                fields[part.name] = await read_field(part)
         if session is None:
             if spool is None:
                 raise bad_request("missing_file", f"no file part; name it one of {', '.join(sorted(FILE_FIELDS))}")
             session = await uploads.receive_chunk(user, fields.get("upload_id") or None, chunk,
-                                                  _spooled_chunks(spool), filename)
-    except (ValueError, AssertionError, HttpProcessingError) as exc:  # aiohttp's parser on a malformed body
-        raise bad_request("malformed_multipart", f"could not parse the multipart body: {exc}") from None
+                                                  spooled_chunks(spool), filename)
+    except MALFORMED as exc:
+        raise malformed(exc) from None
     finally:
         if spool is not None:
             spool.close()

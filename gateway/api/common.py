@@ -21,13 +21,13 @@ async def require_user(request: web.Request) -> User:
 
 
 async def read_fields(request: web.Request) -> dict[str, Any]:
-    """A small JSON object or form body as a dict (files in a form are ignored)."""
+    """A small JSON object or form body as a dict (a file in a form comes as aiohttp's FileField)."""
     if request.content_type in FORM_TYPES:
         try:
             form = await request.post()
         except ValueError as exc:
             raise bad_request("malformed_body", f"could not parse the form: {exc}") from None
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        return dict(form.items())
     raw = await request.read()
     if not raw.strip():
         return {}

@@ -29,11 +29,17 @@ class User:
     is_staff: bool = False
     is_admin: bool = False
     permissions: tuple[str, ...] = field(default_factory=tuple)
+    full_name: str = ""
+
+    @property
+    def manages_files(self) -> bool:
+        """The Files API is for admins and for staff granted the ``files`` permission."""
+        return self.is_admin or (self.is_staff and "files" in self.permissions)
 
     @classmethod
     def from_doc(cls, doc: dict) -> "User":
         return cls(doc["id"], doc["username"], bool(doc.get("is_staff")), bool(doc.get("is_admin")),
-                   tuple(doc.get("permissions", ())))
+                   tuple(doc.get("permissions", ())), doc.get("full_name", ""))
 
 
 def hash_token(token: str) -> str:
@@ -65,6 +71,10 @@ class Users:
         doc = found[0]
         permissions = sorted({*doc.get("permissions", []), permission})
         return User.from_doc(await self.documents.update("users", doc["id"], {"permissions": permissions}) or doc)
+
+    async def get(self, user_id: int) -> User | None:
+        doc = await self.documents.get("users", user_id)
+        return User.from_doc(doc) if doc else None
 
     async def list(self) -> list[User]:
         return [User.from_doc(d) for d in await self.documents.find("users", sort=[("id", 1)])]

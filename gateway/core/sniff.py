@@ -29,3 +29,28 @@ def image_size(head: bytes) -> tuple[int, int] | None:
                 return img.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return None
+
+
+_RASTER_MIME_TYPES = frozenset({
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff",
+})
+# SVG is a "document", not an image: it can carry <script>, so it is never decoded or
+# thumbnailed here and is served as an attachment, like the office formats.
+_DOCUMENT_MIME_TYPES = frozenset({
+    "image/svg+xml", "application/pdf", "application/postscript", "application/rtf", "text/rtf",
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/epub+zip",
+})
+_DOCUMENT_MIME_PREFIXES = ("application/vnd.openxmlformats-officedocument.", "application/vnd.oasis.opendocument.")
+_TEXT_MIME_TYPES = frozenset({"application/json", "application/xml"})
+
+
+def kind_for_mime(mime: str) -> str:
+    if mime in _DOCUMENT_MIME_TYPES or mime.startswith(_DOCUMENT_MIME_PREFIXES):
+        return "document"
+    if mime in _RASTER_MIME_TYPES:
+        return "image"
+    family = mime.split("/", 1)[0]
+    if family in ("video", "audio", "text"):
+        return family
+    return "text" if mime in _TEXT_MIME_TYPES else "other"

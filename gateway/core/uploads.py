@@ -178,11 +178,16 @@ class Uploads:
         if session["offset"] != session["total"]:
             raise bad_request("upload_incomplete", f"{session['total'] - session['offset']} bytes are missing",
                               offset=session["offset"])
-        actual = _md5_load(session["md5"]).finalize()
+        actual = self.md5_of(session)
         if not md5 or actual != md5.strip().lower():
             raise bad_request("md5_mismatch", "md5 does not match the uploaded bytes", offset=session["offset"])
         info = await self.objects.complete(session["target"])
         return session, info
+
+    @staticmethod
+    def md5_of(session: dict[str, Any]) -> str:
+        """The md5 of the bytes received so far, from the saved state (no re-read)."""
+        return _md5_load(session["md5"]).finalize()
 
     async def mark_complete(self, session: dict[str, Any], media_id: int) -> None:
         await self.documents.update("uploads", session["id"], {"status": "complete", "media_id": media_id})

@@ -1,0 +1,195 @@
+"""Files API (Django file-manager shape): ``/api/media/files/`` and ``/api/media/files/{id}``.
+
+A file is a media document seen through another dialect: ``name`` is the media
+title, ``type`` the probed kind. Access is for admins and for staff granted the
+``files`` permission (``gateway users grant NAME files``). Read-only fields sent
+in an update are ignored, as Django REST framework does; a different ``f`` is
+refused, because files are replaced by delete + upload.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.common import base_url, int_id, read_fields, require_user
+from gateway.api.media_json import content_url, thumbnails_json
+from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
+from gateway.core import clock
+from gateway.core.auth import User
+from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
+from gateway.keys import MEDIA, METRICS, SETTINGS, USERS
+
+routes = web.RouteTableDef()
+KINDS = ("image", "video", "audio", "document", "text", "other")
+EDITABLE = {"name": "title", "description": "description"}
+MAX_NAME = 255
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+
+
+def human_readable_size(size: int) -> str:
+    """1024-based with two decimals: 1413 -> "1.38 KB"."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+async def file_json(request: web.Request, media: dict[str, Any], owners: dict | None = None) -> dict[str, Any]:
+    base = base_url(request)
+    owners = {} if owners is None else owners  # one lookup per user on a page, not per file
+    if media["user_id"] not in owners:
+        owners[media["user_id"]] = await request.app[USERS].get(media["user_id"])
+    owner = owners[media["user_id"]]
+    return {
+        "id": media["id"],
+        "type": media.get("kind", "other"),
+        "user": {"id": media["user_id"], "username": owner.username if owner else None,
+                 "full_name": owner.full_name if owner else ""},
+        "f": content_url(base, media),
+        "name": media["title"],
+        "description": media.get("description", ""),
+        "size": media["size"],
+        "human_readable_size": human_readable_size(media["size"]),
+        "width": media.get("image_width"),
+        "height": media.get("image_height"),
+        "mode": media.get("mode"),
+        "created_at": clock.iso(media["added_at"]),
+        "updated_at": clock.iso(media.get("updated_at", media["added_at"])),
+        "thumbnails": thumbnails_json(base, media),
+        "processing": media.get("processing", "done"),
+        "processing_error": media.get("processing_error"),
+    }
+
+
+async def require_manager(request: web.Request) -> User:
+    user = await require_user(request)
+    if not user.manages_files:
+        raise forbidden("the Files API needs an admin, or staff with the 'files' permission")
+    return user
+
+
+async def load(request: web.Request) -> dict[str, Any]:
+    media = await request.app[MEDIA].documents.get("media", int_id(request.match_info["id"]))
+    if media is None:
+        raise not_found("file")
+    return media
+
+
+def field_error(field: str, message: str, code: str = "invalid") -> GatewayError:
+    return bad_request(code, f"{field}: {message}", **{field: [message]})
+
+
+def _page_number(raw: str | None, default: int, name: str) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise field_error(name, "must be a non-negative integer")
+    return int(raw)
+
+
+@routes.get("/api/media/files/")
+async def list_files(request: web.Request) -> web.Response:
+    await require_manager(request)
+    limit = min(_page_number(request.query.get("limit"), DEFAULT_LIMIT, "limit"), MAX_LIMIT) or DEFAULT_LIMIT
+    offset = _page_number(request.query.get("offset"), 0, "offset")
+    where: dict[str, Any] = {"key": {"$ne": None}}
+    if kind := request.query.get("type"):
+        if kind not in KINDS:
+            raise field_error("type", f"must be one of {', '.join(KINDS)}")
+        where["kind"] = kind
+    total, found = await request.app[MEDIA].list(where, limit=limit, offset=offset)
+    owners: dict = {}
+    return web.json_response({
+        "count": total,
+        "next": _page_url(request, limit, offset + limit) if offset + limit < total else None,
+        "previous": _page_url(request, limit, max(offset - limit, 0)) if offset > 0 else None,
+        "results": [await file_json(request, media, owners) for media in found],
+    })
+
+
+def _page_url(request: web.Request, limit: int, offset: int) -> str:
+    query = {**request.query, "limit": str(limit), "offset": str(offset)}
+    return base_url(request) + str(request.rel_url.with_query(query))
+
+
+@routes.post("/api/media/files/")
+async def create_file(request: web.Request) -> web.Response:
+    user = await require_manager(request)
+    if request.content_type != "multipart/form-data":
+        raise bad_request("invalid_content_type", "send the file as multipart/form-data with a part named 'f'")
+    max_size = request.app[SETTINGS].max_upload_size
+    if request.content_length is not None and request.content_length > max_size + 64 * 1024:
+        raise GatewayError(413, "upload_too_large", f"uploads are limited to {max_size} bytes", max_size=max_size)
+    fields: dict[str, str] = {}
+    spool, length, filename = None, 0, None
+    try:
+        async for part in await request.multipart():
+            if part.name == "f" and part.filename is not None:
+                if spool is not None:
+                    raise field_error("f", "send one file")
+                filename = part.filename
+                spool, length = await spool_part(part, max_size, GatewayError(
+                    413, "upload_too_large", f"uploads are limited to {max_size} bytes", max_size=max_size))
+            elif part.name in ("name", "description"):
+                fields[part.name] = await read_field(part)
+            elif part.name:
+                await part.release()  # read-only or unknown fields: ignored, as DRF does
+        if spool is None:
+            raise field_error("f", "No file was submitted.", "required")
+        name = _checked_name(fields.get("name") or filename or "")
+        media = await request.app[MEDIA].create_file(user, filename, spooled_chunks(spool), length,
+                                                     title=name, description=fields.get("description", ""))
+    except MALFORMED as exc:
+        raise malformed(exc) from None
+    finally:
+        if spool is not None:
+            spool.close()
+    request.app[METRICS].uploads_completed.inc()
+    return web.json_response(await file_json(request, media), status=201)
+
+
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise field_error("name", "This field may not be blank.", "blank")
+    if len(name) > MAX_NAME:
+        raise field_error("name", f"Ensure this field has no more than {MAX_NAME} characters.", "max_length")
+    return name
+
+
+@routes.get("/api/media/files/{id}")
+async def get_file(request: web.Request) -> web.Response:
+    await require_manager(request)
+    return web.json_response(await file_json(request, await load(request)))
+
+
+@routes.route("PATCH", "/api/media/files/{id}")
+@routes.route("PUT", "/api/media/files/{id}")
+async def update_file(request: web.Request) -> web.Response:
+    await require_manager(request)
+    media = await load(request)
+    body = await read_fields(request)
+    if request.method == "PUT" and "name" not in body:
+        raise field_error("name", "This field is required.", "required")
+    if "f" in body and body["f"] not in (None, content_url(base_url(request), media)):
+        raise field_error("f", "files cannot be replaced; delete this one and upload a new one", "read_only")
+    changes = {}
+    for field, stored in EDITABLE.items():
+        if field in body:
+            value = body[field]
+            if not isinstance(value, str):
+                raise field_error(field, "Not a valid string.")
+            changes[stored] = _checked_name(value) if field == "name" else value
+    if changes:
+        media = await request.app[MEDIA].update_details(media, changes)
+    return web.json_response(await file_json(request, media))
+
+
+@routes.delete("/api/media/files/{id}")
+async def delete_file(request: web.Request) -> web.Response:
+    user = await require_manager(request)
+    await request.app[MEDIA].delete(user, int_id(request.match_info["id"]), manager=True)
+    return web.Response(status=204)

@@ -1,0 +1,56 @@
+"""Reading multipart bodies piece by piece: file parts stream or spool, never load whole."""
+from __future__ import annotations
+
+import tempfile
+from typing import AsyncIterator
+
+from aiohttp import BodyPartReader
+from aiohttp.http_exceptions import HttpProcessingError
+
+from gateway.core.errors import GatewayError, bad_request
+
+PIECE = 256 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
+MAX_FIELD = 4096
+# What aiohttp's multipart parser raises on a malformed body.
+MALFORMED = (ValueError, AssertionError, HttpProcessingError)
+
+
+def malformed(exc: Exception) -> GatewayError:
+    return bad_request("malformed_multipart", f"could not parse the multipart body: {exc}")
+
+
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while piece := await part.read_chunk(PIECE):
+        yield piece
+
+
+async def spooled_chunks(spool) -> AsyncIterator[bytes]:
+    spool.seek(0)
+    while piece := spool.read(PIECE):
+        yield piece
+
+
+async def spool_part(part: BodyPartReader, max_size: int,
+                     too_large: GatewayError) -> tuple[tempfile.SpooledTemporaryFile, int]:
+    """Hold a file part (in memory up to 1 MiB, then on disk) until the whole body is read;
+    ``too_large`` is raised as soon as it passes ``max_size``."""
+    spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
+    length = 0
+    try:
+        async for piece in part_chunks(part):
+            length += len(piece)
+            if length > max_size:
+                raise too_large
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, length
+
+
+async def read_field(part: BodyPartReader) -> str:
+    value = await part.read_chunk(MAX_FIELD + 1)
+    if len(value) > MAX_FIELD:
+        raise bad_request("field_too_large", f"form field {part.name} is too large")
+    return value.decode("utf-8", "replace").strip()

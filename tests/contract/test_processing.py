@@ -1,0 +1,89 @@
+"""Uploads are probed and thumbnailed by the background workers, on every backend."""
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from gateway.keys import DOCUMENTS, OBJECTS
+from storage.errors import ObjectNotFound
+
+from tests.chunking import complete, path_of, upload_chunks
+from tests.media_files import jpeg
+
+
+async def processed(client, auth: dict, media_id: int, timeout: float = 20.0) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            media = await (await client.get(f"/api/v2/media/{media_id}/", headers=auth)).json()
+            if media["processing"] != "pending":
+                return media
+            await asyncio.sleep(0.1)
+
+
+async def test_5_mib_jpeg_gets_four_thumbnails_within_seconds(stack):
+    client = await stack.client()
+    user = await stack.user(client)
+    data = jpeg(2400, 1600, pad_to=5 * 1024 * 1024)
+    upload_id = await upload_chunks(client, user["auth"], data, filename="photo.jpg")
+    started = time.monotonic()
+    reply = await complete(client, user["auth"], upload_id, data, "image")
+    created = await reply.json()
+    assert reply.status == 201 and created["processing"] == "pending" and created["thumbnails"] == []
+    media = await processed(client, user["auth"], created["id"])
+    elapsed = time.monotonic() - started
+    assert media["processing"] == "done", media
+    assert [t["size"] for t in media["thumbnails"]] == [64, 128, 512, 1080]
+    for thumb in media["thumbnails"]:
+        served = await client.get(path_of(thumb["f"]))
+        assert served.status == 200 and served.headers["Content-Type"] == "image/jpeg"
+        assert served.headers["X-Content-Type-Options"] == "nosniff"
+        with Image.open(io.BytesIO(await served.read())) as img:
+            assert max(img.size) == thumb["size"] and img.size == (thumb["width"], thumb["height"])
+    print(f"{stack.name}: thumbnails ready {elapsed:.2f}s after complete")
+
+
+async def test_corrupt_image_shows_failed_processing_with_a_reason(stack):
+    client = await stack.client(gateway_job_backoff="0.05")
+    user = await stack.user(client)
+    whole = jpeg(800, 600)
+    data = whole[: len(whole) // 3]  # the header parses, the pixels are cut off
+    upload_id = await upload_chunks(client, user["auth"], data, filename="cut.jpg")
+    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    media = await processed(client, user["auth"], created["id"])
+    assert media["processing"] == "failed" and "corrupt_image" in media["processing_error"]
+    assert media["thumbnails"] == [] and (media["image_width"], media["image_height"]) == (800, 600)
+
+
+async def test_deleting_media_removes_its_thumbnails(stack):
+    client = await stack.client()
+    user = await stack.user(client)
+    data = jpeg(300, 200)
+    upload_id = await upload_chunks(client, user["auth"], data, filename="small.jpg")
+    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    media = await processed(client, user["auth"], created["id"])
+    urls = [path_of(t["f"]) for t in media["thumbnails"]]
+    keys = [t["key"] for t in (await client.app[DOCUMENTS].get("media", media["id"]))["thumbnails"]]
+    assert len(urls) == len(keys) == 4
+    assert [(await client.get(url)).status for url in urls] == [200] * 4
+    assert (await client.delete(f"/api/v2/media/{media['id']}/", headers=user["auth"])).status == 204
+    assert [(await client.get(url)).status for url in urls] == [404] * 4
+    for key in keys:
+        with pytest.raises(ObjectNotFound):
+            await client.app[OBJECTS].stat(key)
+
+
+async def test_metrics_expose_jobs_queue_depth_and_loop_lag(stack):
+    client = await stack.client()
+    user = await stack.user(client)
+    data = jpeg(200, 100)
+    upload_id = await upload_chunks(client, user["auth"], data, filename="m.jpg")
+    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    await processed(client, user["auth"], created["id"])
+    text = await (await client.get("/metrics")).text()
+    assert 'gateway_jobs_total{kind="probe",outcome="done"} 1.0' in text
+    assert 'gateway_jobs_total{kind="thumbnails",outcome="done"} 1.0' in text
+    assert "gateway_job_queue_depth 0.0" in text and "gateway_event_loop_lag_seconds" in text
