@@ -106,3 +106,17 @@ async def test_permanent_error_fails_at_once(document_store):
     finally:
         await pool.stop()
     assert failed["attempts"] == 1 and failed["error"] == "corrupt_image: cannot decode"
+
+
+async def test_restart_runs_a_finished_or_running_job_again_on_new_input(document_store):
+    queue = queue_on(document_store)
+    await queue.enqueue("probe", 4, {"key": "old"})
+    first = await queue.claim(["probe"])
+    await queue.succeed(first, {})
+    restarted = await queue.restart("probe", 4, {"key": "new"})  # the file was replaced
+    assert (restarted["status"], restarted["payload"], restarted["attempts"]) == ("queued", {"key": "new"}, 0)
+    running = await queue.claim(["probe"])
+    await queue.restart("probe", 4, {"key": "newer"})  # replaced again while a worker runs
+    assert await queue.succeed(running, {}) is None  # the stale run is not recorded
+    again = await queue.claim(["probe"])
+    assert again["payload"] == {"key": "newer"}
