@@ -177,6 +177,8 @@ def _open(fp: BinaryIO) -> ImageFile.ImageFile:
             raise ImageRejected("too_many_pixels", str(exc)) from exc
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue  # Image.open treats these as "not this format"; so do we
+        except (OSError, EOFError, ValueError) as exc:  # the header itself is cut short
+            raise ImageRejected("corrupt_image", f"cannot read the {name} header: {exc}") from exc
     raise ImageRejected("not_an_image", "not a JPEG, PNG, GIF, WebP, BMP or TIFF image")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -33,6 +34,7 @@ from workers.runner import PermanentError
 log = logging.getLogger("gateway.workers.media")
 
 THUMBNAIL_PREFIX = "thumbnails"
+PROBE_HEAD = 1024 * 1024  # libmagic reads 256 KiB; image headers almost always end well before 1 MiB
 
 
 def thumbnail_key(media_id: int, size: int, extension: str) -> str:
@@ -40,12 +42,12 @@ def thumbnail_key(media_id: int, size: int, extension: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def downloaded(objects: ObjectStore, key: str) -> AsyncIterator[Path]:
-    """The object in a temporary file, streamed piece by piece, removed afterwards."""
+async def downloaded(objects: ObjectStore, key: str, end: int | None = None) -> AsyncIterator[Path]:
+    """The object (up to byte ``end``) in a temporary file, streamed piece by piece, removed afterwards."""
     fd, name = tempfile.mkstemp(prefix="gateway-job-")
     try:
         with os.fdopen(fd, "wb") as out:
-            body = await objects.get(key)
+            body = await objects.get(key, 0, end)
             async for piece in body.chunks:
                 out.write(piece)
         yield Path(name)
@@ -85,8 +87,7 @@ class MediaJobs:
         media = await self._current(job)
         if media is None:
             return {"skipped": "media gone or replaced"}
-        async with downloaded(self.objects, media["key"]) as path:
-            found = await self._in_executor(imaging.probe, path, max_pixels=self.max_pixels)
+        found = await self._probe(media)
         thumbnails = found.kind == "image" and found.width is not None and bool(self.thumbnail_sizes)
         changes = {"mime_type": found.mime_type, "kind": found.kind, "size": found.size,
                    "image_width": found.width, "image_height": found.height, "mode": found.mode,
@@ -94,6 +95,18 @@ class MediaJobs:
         if await self._save(media, changes) and thumbnails:
             await self.queue.restart("thumbnails", media["id"], {"key": media["key"]})
         return {"kind": found.kind, "mime_type": found.mime_type}
+
+    async def _probe(self, media: dict[str, Any]) -> imaging.Probe:
+        """Probe the head of the file; only an image whose header lies past it (a huge
+        ICC profile or EXIF block) needs the whole file."""
+        size = media["size"]
+        head_only = size > PROBE_HEAD
+        async with downloaded(self.objects, media["key"], PROBE_HEAD - 1 if head_only else None) as path:
+            found = await self._in_executor(imaging.probe, path, max_pixels=self.max_pixels)
+        if head_only and found.mime_type.startswith("image/") and found.width is None:
+            async with downloaded(self.objects, media["key"]) as path:
+                found = await self._in_executor(imaging.probe, path, max_pixels=self.max_pixels)
+        return dataclasses.replace(found, size=size)
 
     async def thumbnails(self, job: Job) -> dict[str, Any]:
         media = await self._current(job)

@@ -233,10 +233,15 @@ async def _prefixed(first: list[bytes], rest: Chunks) -> AsyncIterator[bytes]:
 class _StreamedBody:
     """An upload_part body that aiohttp sends as it is produced.
 
-    ``read`` exists only to pass botocore's file-like check; aiohttp iterates.
-    A failure of the source (the client's body was not the announced length) is
-    kept, so the caller reports it rather than the broken S3 request it caused.
+    A reader task pulls from the client into a small bounded queue while aiohttp
+    writes to S3, so receiving and sending overlap instead of taking turns; at most
+    ``PREFETCH`` pieces wait in memory. ``read`` exists only to pass botocore's
+    file-like check. A failure of the source (the client's body was not the
+    announced length) is kept, so the caller reports it rather than the broken S3
+    request it caused.
     """
+
+    PREFETCH = 4
 
     def __init__(self, source: AsyncIterator[bytes]) -> None:
         self.source = source
@@ -245,10 +250,23 @@ class _StreamedBody:
     def read(self, *_):
         raise io.UnsupportedOperation("streamed body")
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def _pump(self, queue: asyncio.Queue) -> None:
         try:
             async for piece in self.source:
-                yield piece
+                await queue.put(piece)
         except Exception as exc:
             self.error = exc
-            raise
+        await queue.put(None)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue = asyncio.Queue(self.PREFETCH)
+        pump = asyncio.create_task(self._pump(queue))
+        try:
+            while (piece := await queue.get()) is not None:
+                yield piece
+            if self.error is not None:
+                raise self.error
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump

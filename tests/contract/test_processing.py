@@ -87,3 +87,17 @@ async def test_metrics_expose_jobs_queue_depth_and_loop_lag(stack):
     assert 'gateway_jobs_total{kind="probe",outcome="done"} 1.0' in text
     assert 'gateway_jobs_total{kind="thumbnails",outcome="done"} 1.0' in text
     assert "gateway_job_queue_depth 0.0" in text and "gateway_event_loop_lag_seconds" in text
+
+
+async def test_image_header_past_the_probe_head_is_still_measured(stack):
+    """A JPEG whose frame header follows a 1.5 MiB ICC profile: the head is not enough."""
+    client = await stack.client()
+    user = await stack.user(client)
+    out = io.BytesIO()
+    Image.new("RGB", (321, 123), (200, 10, 10)).save(out, "JPEG", icc_profile=b"\0" * (1536 * 1024))
+    data = out.getvalue()
+    upload_id = await upload_chunks(client, user["auth"], data, chunk_size=1024 * 1024, filename="icc.jpg")
+    created = await (await complete(client, user["auth"], upload_id, data, "document")).json()
+    media = await processed(client, user["auth"], created["id"])
+    assert (media["image_width"], media["image_height"], media["size"]) == (321, 123, len(data))
+    assert media["processing"] == "done" and [t["size"] for t in media["thumbnails"]] == [64, 128, 512, 1080]

@@ -444,3 +444,15 @@ def test_mime_is_sniffed_from_the_head_only(tmp_path, monkeypatch):
 ])
 def test_kind_for_mime(mime, kind):
     assert kind_for_mime(mime) == kind
+
+
+def test_header_cut_short_is_not_an_exception_in_probe_and_corrupt_for_thumbnails(tmp_path):
+    full = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(full, "JPEG", icc_profile=b"\0" * 200_000)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(full.getvalue()[:100_000])  # ends inside the ICC segments, before the frame header
+    found = probe(cut)
+    assert (found.mime_type, found.width, found.height) == ("image/jpeg", None, None)
+    with pytest.raises(ImageRejected) as rejected:
+        make_thumbnails(cut)
+    assert rejected.value.reason == "corrupt_image"
