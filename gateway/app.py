@@ -10,12 +10,14 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway import backends
-from gateway.api import chunks, content, files, media, ops
+from gateway.api import catalog, chunks, content, files, media, ops
+from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
+from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.uploads import Uploads
-from gateway.keys import DOCUMENTS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
+from gateway.keys import CATEGORIES, DOCUMENTS, TAGS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
 from storage.documents.port import DocumentStore
@@ -93,8 +95,10 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[MEDIA_JOBS] = MediaJobs(app[DOCUMENTS], app[OBJECTS], app[JOBS], None,
                                 thumbnail_sizes=settings.thumbnail_size_list, max_pixels=settings.max_image_pixels)
     app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
+    app[CATEGORIES] = Catalog(app[DOCUMENTS], catalog_kinds.CATEGORIES)
+    app[TAGS] = Catalog(app[DOCUMENTS], catalog_kinds.TAGS)
     app.on_response_prepare.append(add_request_id)
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, media, files, content, ops):
+    for module in (chunks, media, files, catalog, content, ops):
         app.add_routes(module.routes)
     return app

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway.core.auth import Users
+from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.uploads import Uploads
@@ -22,3 +23,5 @@ MEDIA = web.AppKey("media", MediaService)
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobQueue)
 MEDIA_JOBS = web.AppKey("media_jobs", MediaJobs)
+CATEGORIES = web.AppKey("categories", Catalog)
+TAGS = web.AppKey("tags", Catalog)

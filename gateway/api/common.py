@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.auth import User
-from gateway.core.errors import bad_request, unauthorized
+from gateway.core.errors import GatewayError, bad_request, unauthorized
 from gateway.keys import SETTINGS, USERS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -49,3 +49,31 @@ def int_id(raw: str, what: str = "id") -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise bad_request("invalid_id", f"{what} must be a positive integer")
     return int(raw)
+
+
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+
+
+def field_error(field: str, message: str, code: str = "invalid") -> GatewayError:
+    """A DRF-style validation error: ``{"<field>": ["message"], "code", "detail"}``."""
+    return bad_request(code, f"{field}: {message}", **{field: [message]})
+
+
+def page_params(request: web.Request) -> tuple[int, int]:
+    """DRF LimitOffsetPagination: ``limit`` (default 20, at most 100) and ``offset``."""
+    values = []
+    for name, default in (("limit", DEFAULT_LIMIT), ("offset", 0)):
+        raw = request.query.get(name, "")
+        if raw and not raw.isdigit():
+            raise field_error(name, "must be a non-negative integer")
+        values.append(int(raw) if raw else default)
+    limit, offset = values
+    return min(limit, MAX_LIMIT) or DEFAULT_LIMIT, offset
+
+
+def page(request: web.Request, total: int, limit: int, offset: int, results: list) -> dict[str, Any]:
+    def url(at: int) -> str:
+        return base_url(request) + str(request.rel_url.update_query(limit=str(limit), offset=str(at)))
+
+    return {"count": total, "next": url(offset + limit) if offset + limit < total else None,
+            "previous": url(max(offset - limit, 0)) if offset > 0 else None, "results": results}

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.common import base_url, int_id, read_fields, require_user
+from gateway.api.common import base_url, field_error, int_id, page, page_params, read_fields, require_user
 from gateway.api.media_json import content_url, thumbnails_json
 from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
 from gateway.core import clock
@@ -24,7 +24,6 @@ routes = web.RouteTableDef()
 KINDS = ("image", "video", "audio", "document", "text", "other")
 EDITABLE = {"name": "title", "description": "description"}
 MAX_NAME = 255
-DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 
 def human_readable_size(size: int) -> str:
@@ -78,23 +77,10 @@ async def load(request: web.Request) -> dict[str, Any]:
     return media
 
 
-def field_error(field: str, message: str, code: str = "invalid") -> GatewayError:
-    return bad_request(code, f"{field}: {message}", **{field: [message]})
-
-
-def _page_number(raw: str | None, default: int, name: str) -> int:
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise field_error(name, "must be a non-negative integer")
-    return int(raw)
-
-
 @routes.get("/api/media/files/")
 async def list_files(request: web.Request) -> web.Response:
     await require_manager(request)
-    limit = min(_page_number(request.query.get("limit"), DEFAULT_LIMIT, "limit"), MAX_LIMIT) or DEFAULT_LIMIT
-    offset = _page_number(request.query.get("offset"), 0, "offset")
+    limit, offset = page_params(request)
     where: dict[str, Any] = {"key": {"$ne": None}}
     if kind := request.query.get("type"):
         if kind not in KINDS:
@@ -102,17 +88,8 @@ async def list_files(request: web.Request) -> web.Response:
         where["kind"] = kind
     total, found = await request.app[MEDIA].list(where, limit=limit, offset=offset)
     owners: dict = {}
-    return web.json_response({
-        "count": total,
-        "next": _page_url(request, limit, offset + limit) if offset + limit < total else None,
-        "previous": _page_url(request, limit, max(offset - limit, 0)) if offset > 0 else None,
-        "results": [await file_json(request, media, owners) for media in found],
-    })
-
-
-def _page_url(request: web.Request, limit: int, offset: int) -> str:
-    query = {**request.query, "limit": str(limit), "offset": str(offset)}
-    return base_url(request) + str(request.rel_url.with_query(query))
+    results = [await file_json(request, media, owners) for media in found]
+    return web.json_response(page(request, total, limit, offset, results))
 
 
 @routes.post("/api/media/files/")

@@ -34,9 +34,12 @@ def _from_mongo(stored: Document | None) -> Document | None:
 
 
 def _query(where: Filter | None) -> Filter:
-    query = dict(where or {})
-    if "id" in query:
-        query["_id"] = query.pop("id")
+    query = {}
+    for field, cond in (where or {}).items():
+        if isinstance(cond, dict) and "$has" in cond:
+            cond = {**cond, "$elemMatch": {"$eq": cond["$has"]}}
+            del cond["$has"]
+        query["_id" if field == "id" else field] = cond
     return query
 
 

@@ -1,7 +1,8 @@
 """The document store port: a few JSON-document collections with compare-and-set.
 
 Every document is a JSON object with a string or integer ``id``. Filters are dicts
-of field -> value (equality) or field -> {"$lt"|"$lte"|"$gt"|"$gte"|"$ne"|"$in": v};
+of field -> value (equality) or field -> {"$lt"|"$lte"|"$gt"|"$gte"|"$ne"|"$in": v},
+or {"$has": v} for "the array field contains v";
 dotted field names reach into nested objects. That subset is all the core needs,
 and both MongoDB and SQLite (through json_extract) evaluate it natively.
 
@@ -16,13 +17,16 @@ from typing import Any, Iterable, Protocol
 Document = dict[str, Any]
 Filter = dict[str, Any]
 
-COLLECTIONS = ("users", "media", "uploads", "jobs", "counters")
+COLLECTIONS = ("users", "media", "uploads", "jobs", "counters", "categories", "tags", "statuses")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
     "media": ("user_id", "added_at", "!hash_code"),
     "uploads": ("user_id", "expires_at"),
     "jobs": ("status", "run_after", "lease_until"),
+    "categories": ("!slug", "order"),
+    "tags": ("!name",),
+    "statuses": ("author_id", "added_at"),
 }
 
 
@@ -83,6 +87,8 @@ def _cmp(value: Any, op: str, operand: Any) -> bool:
         return value != operand
     if op == "$in":
         return value in operand
+    if op == "$has":
+        return isinstance(value, list) and operand in value
     if value is None:
         return False
     return {

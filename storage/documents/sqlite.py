@@ -53,6 +53,9 @@ def _compile(where: Filter | None) -> tuple[str, list[Any]]:
             elif op == "$ne":
                 clauses.append(f"{column} IS NOT ?")
                 params.append(_value(operand))
+            elif op == "$has":
+                clauses.append(f"EXISTS (SELECT 1 FROM json_each(doc, '{_path(field)}') WHERE value IS ?)")
+                params.append(_value(operand))
             elif op == "$in":
                 items = list(operand)
                 if not items:

@@ -71,3 +71,12 @@ async def test_next_id_is_strictly_increasing(document_store):
     ids = await asyncio.gather(*(document_store.next_id("media") for _ in range(10)))
     assert sorted(ids) == list(range(1, 11))
     assert await document_store.next_id("users") == 1
+
+
+async def test_array_contains(document_store):
+    await document_store.insert("statuses", {"id": 1, "media_ids": [3, 4]})
+    await document_store.insert("statuses", {"id": 2, "media_ids": [4]})
+    await document_store.insert("statuses", {"id": 3, "media_ids": []})
+    found = await document_store.find("statuses", {"media_ids": {"$has": 4}}, sort=[("id", 1)])
+    assert [d["id"] for d in found] == [1, 2]
+    assert [d["id"] for d in await document_store.find("statuses", {"media_ids": {"$has": 3}})] == [1]
