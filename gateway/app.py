@@ -10,14 +10,16 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway import backends
-from gateway.api import catalog, chunks, content, files, media, ops
+from gateway.api import catalog, chunks, content, files, media, ops, statuses
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
+from gateway.core.statuses import Statuses
 from gateway.core.uploads import Uploads
-from gateway.keys import CATEGORIES, DOCUMENTS, TAGS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, UPLOADS, USERS
+from gateway.keys import (CATEGORIES, DOCUMENTS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, STATUSES, TAGS,
+                          UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
 from storage.documents.port import DocumentStore
@@ -97,8 +99,10 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
     app[CATEGORIES] = Catalog(app[DOCUMENTS], catalog_kinds.CATEGORIES)
     app[TAGS] = Catalog(app[DOCUMENTS], catalog_kinds.TAGS)
+    app[STATUSES] = Statuses(app[DOCUMENTS], app[CATEGORIES], app[TAGS], user_url=lambda name: f"/users/{name}/")
+    app[MEDIA].listeners.insert(0, app[STATUSES].on_media_event)  # statuses let go of a media first
     app.on_response_prepare.append(add_request_id)
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, media, files, catalog, content, ops):
+    for module in (chunks, media, files, catalog, statuses, content, ops):
         app.add_routes(module.routes)
     return app

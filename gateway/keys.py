@@ -8,6 +8,7 @@ from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
+from gateway.core.statuses import Statuses
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from storage.documents.port import DocumentStore
@@ -25,3 +26,4 @@ JOBS = web.AppKey("jobs", JobQueue)
 MEDIA_JOBS = web.AppKey("media_jobs", MediaJobs)
 CATEGORIES = web.AppKey("categories", Catalog)
 TAGS = web.AppKey("tags", Catalog)
+STATUSES = web.AppKey("statuses", Statuses)

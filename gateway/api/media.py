@@ -3,11 +3,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.common import base_url, int_id, require_user
+from gateway.api.common import base_url, int_id, page, page_params, require_user
 from gateway.api.media_json import media_json
 from gateway.keys import MEDIA
 
 routes = web.RouteTableDef()
+
+
+@routes.get("/api/v2/media/")
+async def list_media(request: web.Request) -> web.Response:
+    """The caller's media, newest first."""
+    user = await require_user(request)
+    limit, offset = page_params(request)
+    total, found = await request.app[MEDIA].list({"user_id": user.id}, limit=limit, offset=offset)
+    base = base_url(request)
+    return web.json_response(page(request, total, limit, offset, [media_json(m, base) for m in found]))
 
 
 @routes.get("/api/v2/media/{id}/")

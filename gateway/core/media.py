@@ -1,6 +1,7 @@
 """Media documents: created from finished uploads, read and deleted by their owners."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Any, Awaitable, Callable
@@ -10,7 +11,7 @@ from gateway.core.auth import User
 from gateway.core.errors import bad_request, forbidden, not_found
 from gateway.core.uploads import ChunkRange, Uploads
 from storage.documents.port import DocumentStore
-from storage.errors import DuplicateKey
+from storage.errors import DuplicateKey, ObjectNotFound
 from storage.objects.port import ObjectStore
 
 log = logging.getLogger("gateway.media")
@@ -125,9 +126,13 @@ class MediaService:
             raise not_found("media")
         if not (media["user_id"] == user.id or user.is_admin or manager):
             raise forbidden()
-        # Document first: a crash in between leaves an orphan object, never a media
-        # whose URL is dead.
-        if await self.documents.delete("media", media_id):
-            await self.objects.delete(media["key"])
-            log.info("media deleted", extra={"media_id": media_id})
-            await self._emit("media.deleted", media)
+        # Statuses and derived files (thumbnails, copies) first, then the original,
+        # then the document: a crash part-way leaves a media whose delete can be
+        # repeated, never objects that no document points at.
+        await self._emit("media.deleting", media)
+        for key in [media.get("key"), media.get("image_copy_key")]:
+            if key:
+                with contextlib.suppress(ObjectNotFound):
+                    await self.objects.delete(key)
+        await self.documents.delete("media", media_id)
+        log.info("media deleted", extra={"media_id": media_id})
