@@ -78,7 +78,7 @@ class MediaJobs:
             await self.queue.enqueue("probe", media["id"], {"key": media["key"]})
         elif event == "file.replaced":
             await self.queue.restart("probe", media["id"], {"key": media["key"]})
-        elif event == "media.deleted":
+        elif event == "media.deleting":
             await self._delete_thumbnails(media)
 
     # jobs
