@@ -1,0 +1,104 @@
+"""Which addresses a server-side fetch may reach: the decision, without any I/O.
+
+Blocked: loopback, private, link-local, CGNAT (100.64/10), unspecified,
+multicast, reserved and benchmarking ranges, cloud metadata addresses, and every
+IPv6 form that carries one of those IPv4 addresses (IPv4-mapped, IPv4-compatible,
+NAT64, 6to4, Teredo). Anything Python does not call globally reachable is blocked
+too. Hosts written as numbers in the notations libc accepts (``2130706433``,
+``0x7f.1``, ``0177.0.0.1``, ``127.1``) are read as the address they name.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from ipaddress import IPv4Address, IPv6Address, ip_network
+from urllib.parse import urlsplit
+
+IPAddress = IPv4Address | IPv6Address
+
+BLOCKED_NETWORKS = tuple(ip_network(net) for net in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "100.100.100.200/32",
+    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+    "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "fd00:ec2::254/128",
+))
+NAT64 = ip_network("64:ff9b::/96")
+SCHEMES = ("http", "https")
+NUMERIC_HOST = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
+
+
+class FetchError(Exception):
+    """A refused or failed fetch; ``code`` is one of invalid_url, blocked_address,
+    too_many_redirects, too_large, timeout, fetch_failed."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def embedded_ipv4(address: IPv6Address) -> list[IPv4Address]:
+    """IPv4 addresses an IPv6 address carries: mapped, compatible, NAT64, 6to4, Teredo."""
+    found = []
+    if address.ipv4_mapped:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour:
+        found.append(address.sixtofour)
+    if address.teredo:
+        found.append(address.teredo[1])
+    if address.packed[:12] == bytes(12) or address in NAT64:
+        found.append(IPv4Address(address.packed[12:]))
+    return found
+
+
+def is_blocked(address: IPAddress) -> bool:
+    if isinstance(address, IPv6Address) and any(is_blocked(v4) for v4 in embedded_ipv4(address)):
+        return True
+    return any(address in net for net in BLOCKED_NETWORKS if net.version == address.version) or not (
+        address.is_global or (isinstance(address, IPv6Address) and address in NAT64))
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a literal host names, in any notation libc accepts; None for names."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if NUMERIC_HOST.match(host):
+        try:
+            return IPv4Address(socket.inet_aton(host))  # 2130706433, 0x7f.1, 0177.0.0.1, 127.1
+        except OSError:
+            return None
+    return None
+
+
+def check_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an acceptable URL, else FetchError(invalid_url)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError("invalid_url", f"not a valid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise FetchError("invalid_url", "only http and https URLs can be fetched")
+    if parts.username is not None or parts.password is not None:
+        raise FetchError("invalid_url", "URLs with credentials are not fetched")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise FetchError("invalid_url", "the URL has no host")
+    return scheme, host, port or (443 if scheme == "https" else 80)
+
+
+def parse_allow(text: str) -> frozenset[tuple[str, int]]:
+    """``host:port,host:port`` -> pairs that may be fetched even when private (tests' servers)."""
+    pairs = set()
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"GATEWAY_FETCH_ALLOW entry {entry!r} is not host:port")
+        pairs.add((host.strip("[]").lower(), int(port)))
+    return frozenset(pairs)
