@@ -53,6 +53,17 @@ class Settings:
     job_backoff: float = _setting(2.0, "GATEWAY_JOB_BACKOFF", "first retry delay in seconds; doubles each try")
     thumbnail_sizes: str = _setting("64,128,512,1080", "GATEWAY_THUMBNAIL_SIZES", "bounding squares in px")
     max_image_pixels: int = _setting(50_000_000, "GATEWAY_MAX_IMAGE_PIXELS", "larger images are not decoded")
+    fetch_allow: str = _setting("", "GATEWAY_FETCH_ALLOW",
+                                "host:port pairs server-side fetches may reach even if private (tests)")
+    fetch_timeout: float = _setting(5.0, "GATEWAY_FETCH_TIMEOUT", "seconds a link preview may take before replying")
+    fetch_max_page: int = _setting(5 * MiB, "GATEWAY_FETCH_MAX_PAGE", "bytes of a fetched page")
+    fetch_max_image: int = _setting(20 * MiB, "GATEWAY_FETCH_MAX_IMAGE", "bytes of a fetched image")
+    vimeo_oembed_url: str = _setting("https://vimeo.com/api/oembed.json", "GATEWAY_VIMEO_OEMBED_URL",
+                                     "oEmbed endpoint asked about Vimeo links")
+
+    @property
+    def fetch_allow_pairs(self) -> frozenset[tuple[str, int]]:
+        return parse_allow(self.fetch_allow)
 
     @property
     def thumbnail_size_list(self) -> tuple[int, ...]:
@@ -74,6 +85,12 @@ class Settings:
             "job_backoff": self.job_backoff >= 0 or "must not be negative",
             "thumbnail_sizes": _sizes_ok(self.thumbnail_sizes) or "must be comma-separated pixel sizes, 1-4096",
             "max_image_pixels": self.max_image_pixels > 0 or "must be positive",
+            "fetch_allow": _allow_ok(self.fetch_allow) or "must be comma-separated host:port pairs",
+            "fetch_timeout": self.fetch_timeout > 0 or "must be positive",
+            "fetch_max_page": self.fetch_max_page > 0 or "must be positive",
+            "fetch_max_image": self.fetch_max_image > 0 or "must be positive",
+            "vimeo_oembed_url": self.vimeo_oembed_url.startswith(("http://", "https://"))
+            or "must start with http:// or https://",
             "public_url": (not self.public_url or self.public_url.startswith(("http://", "https://")))
             or "must start with http:// or https://",
             "s3_endpoint": (self.object_store != "s3" or not self.s3_endpoint
@@ -83,6 +100,25 @@ class Settings:
         for name, ok in checks.items():
             if ok is not True:
                 raise SettingsError(f"{env_name(name)}: {ok} (got {getattr(self, name)!r})")
+
+
+def parse_allow(text: str) -> frozenset[tuple[str, int]]:
+    """``host:port,host:port`` -> pairs server-side fetches may reach even when private."""
+    pairs = set()
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"entry {entry!r} is not host:port")
+        pairs.add((host.strip("[]").lower(), int(port)))
+    return frozenset(pairs)
+
+
+def _allow_ok(text: str) -> bool:
+    try:
+        parse_allow(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _sizes_ok(text: str) -> bool:

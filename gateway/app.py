@@ -15,16 +15,19 @@ from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
+from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.statuses import Statuses
 from gateway.core.uploads import Uploads
-from gateway.keys import (CATEGORIES, DOCUMENTS, JOBS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS, SETTINGS, STATUSES, TAGS,
-                          UPLOADS, USERS)
+from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS,
+                          SETTINGS, STATUSES, TAGS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
+from gateway.outbound import Fetcher
 from gateway.middlewares import add_request_id, errors, observe
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
 from workers.media_jobs import MediaJobs
+from workers.link_jobs import LinkJobs
 from workers.runner import WorkerPool
 
 log = logging.getLogger("gateway.app")
@@ -68,12 +71,14 @@ async def _workers(app: web.Application):
         # Pillow releases the GIL while decoding and resizing, so threads use every core.
         executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="gateway-cpu")
         app[MEDIA_JOBS].executor = executor
-        pool = WorkerPool(app[JOBS], app[MEDIA_JOBS].handlers, concurrency=settings.workers,
+        handlers = {**app[MEDIA_JOBS].handlers, **LinkJobs(app[LINKS]).handlers}
+        pool = WorkerPool(app[JOBS], handlers, concurrency=settings.workers,
                           on_failed=app[MEDIA_JOBS].failed, metrics=metrics)
         pool.start()
     yield
     if pool is not None:
         await pool.stop()
+    await app[FETCHER].close()
     if executor is not None:
         executor.shutdown(wait=False, cancel_futures=True)
     lag.cancel()
@@ -101,6 +106,11 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[TAGS] = Catalog(app[DOCUMENTS], catalog_kinds.TAGS)
     app[STATUSES] = Statuses(app[DOCUMENTS], app[CATEGORIES], app[TAGS], user_url=lambda name: f"/users/{name}/")
     app[MEDIA].listeners.insert(0, app[STATUSES].on_media_event)  # statuses let go of a media first
+    app[FETCHER] = Fetcher(allow=settings.fetch_allow_pairs, timeout=settings.fetch_timeout)
+    app[LINKS] = LinkMedia(app[DOCUMENTS], app[OBJECTS], app[FETCHER], app[JOBS], app[MEDIA].emit,
+                           vimeo_oembed_url=settings.vimeo_oembed_url, budget=settings.fetch_timeout,
+                           max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
+                           max_pixels=settings.max_image_pixels)
     app.on_response_prepare.append(add_request_id)
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, media, files, catalog, statuses, content, ops):

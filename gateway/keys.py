@@ -7,10 +7,12 @@ from config.settings import Settings
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
+from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.statuses import Statuses
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
+from gateway.outbound import Fetcher
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
 from workers.media_jobs import MediaJobs
@@ -27,3 +29,5 @@ MEDIA_JOBS = web.AppKey("media_jobs", MediaJobs)
 CATEGORIES = web.AppKey("categories", Catalog)
 TAGS = web.AppKey("tags", Catalog)
 STATUSES = web.AppKey("statuses", Statuses)
+LINKS = web.AppKey("links", LinkMedia)
+FETCHER = web.AppKey("fetcher", Fetcher)

@@ -58,6 +58,16 @@ async def serve_thumbnail(request: web.Request) -> web.StreamResponse:
                              content_type=thumb["content_type"], filename=f"{wanted}-{media['title']}")
 
 
+@routes.get("/previews/{hash_code}")
+async def serve_preview(request: web.Request) -> web.StreamResponse:
+    media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
+    copy = (media or {}).get("image_copy")
+    if copy is None:
+        raise not_found("preview image")
+    return await send_object(request, key=copy["key"], size=copy["bytes"], etag=copy["etag"],
+                             content_type=copy["content_type"], filename=f"preview-{media['id']}")
+
+
 async def send_object(request: web.Request, *, key: str, size: int, etag: str, content_type: str,
                       filename: str) -> web.StreamResponse:
     etag = f'"{etag}"'

@@ -31,7 +31,7 @@ class MediaService:
         self.uploads = uploads
         self.listeners: list[Listener] = []  # event consumers (workers) subscribe here
 
-    async def _emit(self, event: str, media: dict[str, Any]) -> None:
+    async def emit(self, event: str, media: dict[str, Any]) -> None:
         for listener in self.listeners:
             await listener(event, media)
 
@@ -47,7 +47,7 @@ class MediaService:
         if session["status"] == "complete":  # a retried complete gets the same media
             media = await self.documents.get("media", session["media_id"])
             if media is not None and media["md5"] == (md5 or "").strip().lower():
-                await self._emit("upload.completed", media)  # idempotent: the first reply may have been lost
+                await self.emit("upload.completed", media)  # idempotent: the first reply may have been lost
                 return media
             raise bad_request("upload_complete", "this upload is already complete")
         session, info = await self.uploads.finish(session, md5)
@@ -72,7 +72,7 @@ class MediaService:
             media = await self.documents.get("media", media_id)
         await self.uploads.mark_complete(session, media_id)
         log.info("media created", extra={"upload_id": session["id"], "media_id": media_id, "size": info.size})
-        await self._emit("upload.completed", media)
+        await self.emit("upload.completed", media)
         return media
 
     async def create_file(self, user: User, filename: str | None, chunks, length: int, *,
@@ -129,7 +129,7 @@ class MediaService:
         # Statuses and derived files (thumbnails, copies) first, then the original,
         # then the document: a crash part-way leaves a media whose delete can be
         # repeated, never objects that no document points at.
-        await self._emit("media.deleting", media)
+        await self.emit("media.deleting", media)
         for key in [media.get("key"), media.get("image_copy_key")]:
             if key:
                 with contextlib.suppress(ObjectNotFound):

@@ -54,3 +54,38 @@ def kind_for_mime(mime: str) -> str:
     if family in ("video", "audio", "text"):
         return family
     return "text" if mime in _TEXT_MIME_TYPES else "other"
+
+
+class NotAnImage(ValueError):
+    """``reason`` is not_an_image, too_many_pixels or corrupt_image."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decoded_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    """(MIME type, width, height) of bytes that fully decode as an accepted raster image.
+
+    The size is read from the header and refused above ``max_pixels`` before any
+    pixel is decoded, so a decompression bomb costs nothing. CPU-bound: run it in
+    an executor.
+    """
+    mime = mime_type(data[:HEAD_BYTES])
+    if mime not in SAFE_INLINE_IMAGES:
+        raise NotAnImage("not_an_image", f"not a JPEG, PNG, GIF, WebP or BMP image ({mime})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=RASTER_FORMATS) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise NotAnImage("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+                img.load()
+    except Image.DecompressionBombError as exc:
+        raise NotAnImage("too_many_pixels", str(exc)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        if isinstance(exc, NotAnImage):
+            raise
+        raise NotAnImage("corrupt_image", f"the image does not decode: {exc}") from None
+    return mime, width, height

@@ -91,14 +91,3 @@ def check_url(url: str) -> tuple[str, str, int]:
     if not host:
         raise FetchError("invalid_url", "the URL has no host")
     return scheme, host, port or (443 if scheme == "https" else 80)
-
-
-def parse_allow(text: str) -> frozenset[tuple[str, int]]:
-    """``host:port,host:port`` -> pairs that may be fetched even when private (tests' servers)."""
-    pairs = set()
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        host, sep, port = entry.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"GATEWAY_FETCH_ALLOW entry {entry!r} is not host:port")
-        pairs.add((host.strip("[]").lower(), int(port)))
-    return frozenset(pairs)

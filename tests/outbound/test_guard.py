@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from gateway.outbound import FetchError, Fetcher, parse_allow
+from config.settings import parse_allow
+from gateway.outbound import FetchError, Fetcher
 from gateway.outbound.guard import is_blocked, literal_address
 
 BLOCKED_URLS = [
