@@ -22,12 +22,12 @@ from gateway.core.uploads import Uploads
 from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS,
                           SETTINGS, STATUSES, TAGS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
-from gateway.outbound import Fetcher
 from gateway.middlewares import add_request_id, errors, observe
+from gateway.outbound import Fetcher
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
-from workers.media_jobs import MediaJobs
 from workers.link_jobs import LinkJobs
+from workers.media_jobs import MediaJobs
 from workers.runner import WorkerPool
 
 log = logging.getLogger("gateway.app")

@@ -31,6 +31,7 @@ log = logging.getLogger("gateway.links")
 LINK_TYPES = ("url", "vimeo")
 REFUSED_AT_ONCE = ("invalid_url", "blocked_address")
 OEMBED_MAX = 1024 * 1024
+JOB_FETCH_TIMEOUT = 30.0  # a background preview has no client waiting: give slow sites longer
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
                     "image/bmp": "bmp"}
 
@@ -122,7 +123,7 @@ class LinkMedia:
 
     # previews
 
-    async def preview(self, url: str, kind: str) -> dict[str, Any]:
+    async def preview(self, url: str, kind: str, timeout: float | None = None) -> dict[str, Any]:
         """Preview fields for a link, fetched through the guard. Vimeo is asked through
         its oEmbed endpoint only: the player page says less and weighs more."""
         if kind == "vimeo":
@@ -130,7 +131,7 @@ class LinkMedia:
             endpoint, provider = f"{self.vimeo_oembed_url}?{urlencode({'url': url})}", "vimeo.com"
         else:
             page = await self.fetcher.fetch(url, max_bytes=self.max_page,
-                                            accept="text/html,application/xhtml+xml,*/*")
+                                            accept="text/html,application/xhtml+xml,*/*", timeout=timeout)
             if page.content_type.startswith("image/"):
                 found = parse_page("", page.url)
                 add_image(found, page.url)
@@ -143,7 +144,7 @@ class LinkMedia:
             "oembed_duration": None, "oembed_html": None, "oembed_available": False, "oembed_preview_ready": True,
         }
         if endpoint:
-            fields.update(await self._oembed(endpoint, provider, found, required=kind == "vimeo"))
+            fields.update(await self._oembed(endpoint, provider, found, required=kind == "vimeo", timeout=timeout))
             fields["title"] = found.title or url
         found.images = [candidate for candidate in found.images if self._fetchable(candidate)]
         image = found.images[0] if found.images else None
@@ -159,10 +160,12 @@ class LinkMedia:
             return False  # e.g. an og:image on a private address: never offered
         return True
 
-    async def _oembed(self, endpoint: str, provider: str, found, *, required: bool) -> dict[str, Any]:
+    async def _oembed(self, endpoint: str, provider: str, found, *, required: bool,
+                      timeout: float | None) -> dict[str, Any]:
         """oEmbed fields; a failing endpoint only loses them, unless they are all we have."""
         try:
-            reply = await self.fetcher.fetch(endpoint, max_bytes=OEMBED_MAX, accept="application/json")
+            reply = await self.fetcher.fetch(endpoint, max_bytes=OEMBED_MAX, accept="application/json",
+                                             timeout=timeout)
             oembed = parse_oembed(json.loads(reply.body))
         except (FetchError, ValueError) as exc:
             if required and isinstance(exc, FetchError):
@@ -183,7 +186,7 @@ class LinkMedia:
         media = await self.documents.get("media", media_id)
         if media is None or media.get("url") != url:
             return {"skipped": "media gone or changed"}
-        fields = await self.preview(url, media["type"])
+        fields = await self.preview(url, media["type"], timeout=JOB_FETCH_TIMEOUT)
         if media.get("image_source"):  # the owner already chose an image: keep it
             fields = {k: v for k, v in fields.items() if k not in ("image", "image_width", "image_height")}
         await self.documents.update("media", media_id, {**fields, "updated_at": clock.now()}, expect={"url": url})
