@@ -78,11 +78,13 @@ async def gateway_upload(http: aiohttp.ClientSession, base: str, token: str, siz
     upload_id, offset = None, 0
     started = time.perf_counter()
     for data in blocks(size, chunk, seed.encode()):
-        md5.update(data)
+        # Like the web client, hash a chunk while it is on the wire (hashlib releases the GIL).
+        hashing = asyncio.create_task(asyncio.to_thread(md5.update, data))
         async with http.post(base + CHUNK, data=chunk_form(data, upload_id=upload_id, filename=f"{seed}.bin"),
                              headers={**auth, **content_range(offset, len(data), size)}) as reply:
             body = await reply.json()
             assert reply.status == 200, body
+        await hashing
         upload_id, offset = body["upload_id"], body["offset"]
     async with http.post(base + COMPLETE, data={"upload_id": upload_id, "type": "document",
                                                 "md5": md5.hexdigest()}, headers=auth) as reply:

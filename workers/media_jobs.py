@@ -1,7 +1,7 @@
 """Job handlers for stored files: probe (MIME, kind, size, dimensions, mode), then thumbnails.
 
 Events from the core enqueue a ``probe`` job; a probed image enqueues a
-``thumbnails`` job. Both read the stored bytes into a temporary file (images need
+``thumbnails`` job, and so does a preview image set on a link media. Both read the stored bytes into a temporary file (images need
 random access; nothing is held whole in memory) and run Pillow in an executor so
 the event loop never stalls. Results are written with a compare-and-set on the
 media's object ``key``: if the file was replaced meanwhile, the stale result is
@@ -35,6 +35,11 @@ log = logging.getLogger("gateway.workers.media")
 
 THUMBNAIL_PREFIX = "thumbnails"
 PROBE_HEAD = 1024 * 1024  # libmagic reads 256 KiB; image headers almost always end well before 1 MiB
+
+
+def source_field(media: dict[str, Any]) -> str:
+    """Where a media's image bytes live: its file, or the preview image copied for a link."""
+    return "key" if media.get("key") else "image_copy_key"
 
 
 def thumbnail_key(media_id: int, size: int, extension: str) -> str:
@@ -76,6 +81,8 @@ class MediaJobs:
     async def on_event(self, event: str, media: dict[str, Any]) -> None:
         if event in ("upload.completed", "media.created"):
             await self.queue.enqueue("probe", media["id"], {"key": media["key"]})
+        elif event == "preview.image_set":
+            await self.queue.restart("thumbnails", media["id"], {"key": media["image_copy_key"]})
         elif event == "file.replaced":
             await self.queue.restart("probe", media["id"], {"key": media["key"]})
         elif event == "media.deleting":
@@ -112,7 +119,7 @@ class MediaJobs:
         media = await self._current(job)
         if media is None:
             return {"skipped": "media gone or replaced"}
-        async with downloaded(self.objects, media["key"]) as path:
+        async with downloaded(self.objects, media[source_field(media)]) as path:
             try:
                 made = await self._in_executor(imaging.make_thumbnails, path, self.thumbnail_sizes,
                                                max_pixels=self.max_pixels)
@@ -139,13 +146,13 @@ class MediaJobs:
 
     async def _current(self, job: Job) -> dict[str, Any] | None:
         media = await self.documents.get("media", job["subject"])
-        if media is None or media.get("key") != job["payload"].get("key"):
+        if media is None or media.get(source_field(media)) != job["payload"].get("key"):
             return None
         return media
 
     async def _save(self, media: dict[str, Any], changes: dict[str, Any]) -> bool:
         saved = await self.documents.update("media", media["id"], {**changes, "updated_at": clock.now()},
-                                            expect={"key": media["key"]})
+                                            expect={source_field(media): media.get(source_field(media))})
         return saved is not None
 
     async def _in_executor(self, function, *args, **kwargs):

@@ -30,7 +30,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise bad_request("invalid_content_type", "chunks are sent as multipart/form-data")
     fields = {"upload_id": request.query.get("upload_id")}
-    session = None
+    session, started_new = None, False
     spool, filename = None, None
     try:
         reader = await request.multipart()
@@ -39,9 +39,12 @@ async def upload_chunk(request: web.Request) -> web.Response:
                 if session is not None or spool is not None:
                     raise bad_request("too_many_files", "send one file part per chunk")
                 filename = part.filename
-                if fields.get("upload_id"):
-                    session = await uploads.receive_chunk(user, fields.get("upload_id"), chunk,
+                if fields.get("upload_id") or chunk.start == 0:
+                    # Named, or new: a chunk at offset 0 without an upload_id so far can only
+                    # start an upload (an existing one is past 0), so it streams through too.
+                    session = await uploads.receive_chunk(user, fields.get("upload_id") or None, chunk,
                                                           part_chunks(part), filename)
+                    started_new = not fields.get("upload_id")
                 else:
                     # The fields that name the upload may follow the file: hold the chunk
                     # (in memory up to 1 MiB, then on disk) until the body is read.
@@ -50,6 +53,10 @@ async def upload_chunk(request: web.Request) -> web.Response:
                         offset=chunk.start))
             elif part.name:
                 fields[part.name] = await read_field(part)
+        if started_new and fields.get("upload_id"):
+            await uploads.discard(session)
+            raise bad_request("upload_id_after_file", "send upload_id before the file part (or in the query)",
+                              offset=0)
         if session is None:
             if spool is None:
                 raise bad_request("missing_file", f"no file part; name it one of {', '.join(sorted(FILE_FIELDS))}")

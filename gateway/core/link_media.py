@@ -219,7 +219,7 @@ class LinkMedia:
         copy = {"key": info.key, "bytes": info.size, "etag": info.etag, "content_type": mime}
         updated = await self.documents.update("media", media_id, {
             "image_copy": copy, "image_copy_key": info.key, "image_source": image_url.strip(),
-            "image_width": width, "image_height": height, "updated_at": clock.now()})
+            "image_width": width, "image_height": height, "processing": "pending", "updated_at": clock.now()})
         if media.get("image_copy_key"):
             await self.objects.delete(media["image_copy_key"])
         await self.emit("preview.image_set", updated)

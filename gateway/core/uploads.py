@@ -192,6 +192,12 @@ class Uploads:
     async def mark_complete(self, session: dict[str, Any], media_id: int) -> None:
         await self.documents.update("uploads", session["id"], {"status": "complete", "media_id": media_id})
 
+    async def discard(self, session: dict[str, Any]) -> None:
+        """Drop a session nobody will use (a request that turned out malformed after its bytes were stored)."""
+        if await self.documents.update("uploads", session["id"], {"status": "expired"},
+                                       expect={"status": "uploading"}):
+            await self.objects.abort(session["target"])
+
     async def sweep(self) -> int:
         """Abort expired sessions and drop their staged bytes; returns how many."""
         swept = 0

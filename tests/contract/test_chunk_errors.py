@@ -194,3 +194,16 @@ async def test_part_sized_chunk_with_wrong_length_changes_nothing(stack, delta):
     assert (await send_chunk(client, user["auth"], rest, 100, len(data), upload_id)).status == 200
     done = await complete(client, user["auth"], upload_id, data, "document")
     assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
+
+
+async def test_first_chunk_naming_an_upload_after_the_file_is_refused_and_discarded(started):
+    """A chunk at offset 0 streams before later fields are seen; an upload_id that
+    follows the file then cannot be honoured, so the bytes are dropped and it says so."""
+    client, user, upload_id = started
+    form = FormData(quote_fields=False)
+    form.add_field("image", DATA[:PIECE], filename="file.bin", content_type="application/octet-stream")
+    form.add_field("upload_id", upload_id)
+    reply = await client.post(CHUNK, data=form, headers={**user["auth"], "Content-Range": f"bytes 0-{PIECE - 1}/{TOTAL}"})
+    assert reply.status == 400 and (await reply.json())["code"] == "upload_id_after_file"
+    live = await client.app[DOCUMENTS].find("uploads", {"status": "uploading"})
+    assert [session["id"] for session in live] == [upload_id]

@@ -205,6 +205,13 @@ async def test_preview_image_is_fetched_checked_and_copied(linked):
     assert copy.status == 200 and copy.headers["Content-Type"] == "image/jpeg"
     with Image.open(io.BytesIO(await copy.read())) as img:
         assert img.size == (300, 200)
+    async with asyncio.timeout(15):  # the copy gets thumbnails like any image
+        while body["processing"] == "pending":
+            await asyncio.sleep(0.1)
+            body = await (await client.get(url, headers=user["auth"])).json()
+    assert body["processing"] == "done", body
+    assert [(t["size"], max(t["width"], t["height"])) for t in body["thumbnails"]] == [
+        (64, 64), (128, 128), (512, 300), (1080, 300)]
     arbitrary = await client.patch(url, json={"image": f"{site.base}/img/any.jpg"}, headers=user["auth"])
     assert arbitrary.status == 200
 
