@@ -28,6 +28,9 @@ from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, ObjectBody, ObjectInfo, UploadState, read_exactly
 
 STAGING = "_staging"
+# Staged chunks this instance wrote, kept to skip reading them back when they become
+# a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
+STAGED_CACHE_BYTES = 32 * 1024 * 1024
 READ_PIECE = 256 * 1024
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
@@ -72,6 +75,7 @@ class S3ObjectStore:
                 s3={"payload_signing_enabled": False},
             ),
         )
+        self._recent = _RecentStaged(STAGED_CACHE_BYTES)
         self._stack = contextlib.AsyncExitStack()
         self._s3 = None
 
@@ -146,7 +150,7 @@ class S3ObjectStore:
         # Enough for a part: the staged bytes (fetched together, less than one part)
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
         # client and sending to S3 overlap and nothing bigger than a piece is held.
-        staged = await asyncio.gather(*(self._read(key) for key, _ in state["staged"]))
+        staged = await self._read_staged(state)
         body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, len(state["parts"]) + 1, body, staged_size + length)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
@@ -159,7 +163,16 @@ class S3ObjectStore:
         # that a committed state still points at.
         key = f"{STAGING}/{state['token']}/{offset:016d}-{uuid.uuid4().hex[:8]}"
         await self.put(key, data)
+        self._recent.put(key, data)
         return [key, len(data)]
+
+    async def _read_staged(self, state: UploadState) -> list[bytes]:
+        """The staged pieces in order: from this instance's memory when it staged them,
+        else read back from S3 (another instance staged them, or they were evicted)."""
+        cached = [self._recent.take(key) for key, _ in state["staged"]]
+        fetched = iter(await asyncio.gather(*(
+            self._read(key) for (key, _), data in zip(state["staged"], cached) if data is None)))
+        return [data if data is not None else next(fetched) for data in cached]
 
     async def _upload_part(self, state: UploadState, number: int, body: "bytes | _StreamedBody",
                            length: int) -> list:
@@ -180,7 +193,7 @@ class S3ObjectStore:
                 return done  # a retried complete: the first one got this far
         parts = list(state["parts"])
         if state["staged"]:
-            data = b"".join(await asyncio.gather(*(self._read(key) for key, _ in state["staged"])))
+            data = b"".join(await self._read_staged(state))
             parts.append(await self._upload_part(state, len(parts) + 1, data, len(data)))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
@@ -202,6 +215,8 @@ class S3ObjectStore:
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
         kept = {key for key, _ in keep["staged"]}
         dropped = [{"Key": key} for key, _ in drop["staged"] if key not in kept]
+        for item in dropped:
+            self._recent.take(item["Key"])
         if dropped:
             with _translated(keep["key"]):
                 await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": dropped, "Quiet": True})
@@ -270,3 +285,26 @@ class _StreamedBody:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+
+
+class _RecentStaged:
+    """A byte-bounded memory of recently staged chunks (staged keys are never rewritten)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self.items: dict[str, bytes] = {}  # insertion order = age
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        self.items[key] = data
+        self.size += len(data)
+        while self.size > self.capacity:
+            self.size -= len(self.items.pop(next(iter(self.items))))
+
+    def take(self, key: str) -> bytes | None:
+        data = self.items.pop(key, None)
+        if data is not None:
+            self.size -= len(data)
+        return data
