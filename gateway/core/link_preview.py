@@ -1,21 +1,42 @@
 """What a fetched page says about itself: title, description, images, oEmbed.
 
-Parsing uses the standard library's tolerant HTML tokenizer; nothing of the page
-is kept as markup. The only HTML that survives is an oEmbed player, rebuilt from
-scratch as one ``<iframe>`` whose ``src`` is https on the provider's own domain,
-with a fixed attribute allowlist.
+Pages are parsed with BeautifulSoup on the standard library's tolerant
+"html.parser" backend, keeping only the few tags we read. Nothing of the page is
+kept as markup: the only HTML that leaves this module is an oEmbed player,
+rebuilt from scratch as one ``<iframe>`` whose ``src`` is https on the provider's
+own domain, with a fixed attribute allowlist and escaped values.
+
+Decisions:
+- Images, in order: each ``og:image`` (its ``og:image:secure_url`` preferred when
+  given, since it names the same picture over https; its width/height kept), then
+  ``twitter:image``, then ``<img>`` tags that DECLARE both width and height of at
+  least 200 px. An ``<img>`` without sizes is skipped: most are icons, spacers or
+  tracking pixels, and we cannot tell without fetching them.
+- Every URL is made absolute against the page (or its ``<base href>``); only
+  http(s) URLs are kept, each once.
 """
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-MIN_IMG_SIDE = 200  # <img> tags count as candidates only when they declare a large size
+from bs4 import BeautifulSoup, SoupStrainer, Tag
+
+MIN_IMG_SIDE = 200
+OEMBED_TYPES = ("application/json+oembed", "text/json+oembed")  # the second is a common legacy spelling
 IFRAME_ATTRIBUTES = ("width", "height", "frameborder", "allow", "allowfullscreen", "title", "referrerpolicy")
-OEMBED_TYPE = "application/json+oembed"
+# Permissions a player may ask for; camera, microphone, geolocation, payment... are dropped.
+IFRAME_PERMISSIONS = frozenset({"autoplay", "fullscreen", "picture-in-picture", "encrypted-media", "clipboard-write",
+                                "accelerometer", "gyroscope", "web-share"})
+REFERRER_POLICIES = frozenset({"no-referrer", "origin", "strict-origin", "strict-origin-when-cross-origin",
+                               "no-referrer-when-downgrade", "same-origin", "origin-when-cross-origin"})
+SIZE = re.compile(r"^\s*(\d{1,5})(?:\.\d+)?\s*(px)?\s*$", re.IGNORECASE)
+IFRAME_SIZE = re.compile(r"^\d{1,5}%?$")
+LIMITS = {"title": 500, "description": 2000, "keywords": 1000}
+PAGE_TAGS = SoupStrainer(["meta", "title", "link", "img", "base"])  # the rest is never read
 
 
 @dataclass
@@ -24,7 +45,7 @@ class PagePreview:
     description: str = ""
     keywords: str = ""
     images: list[str] = field(default_factory=list)
-    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # only when the page declares them
     oembed_url: str | None = None
 
 
@@ -38,135 +59,176 @@ class OEmbed:
     html: str | None = None
     thumbnail_url: str | None = None
     title: str | None = None
+    provider_name: str | None = None
     description: str | None = None
 
 
 def _int(value: Any) -> int | None:
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError):
+    """A non-negative size: 640, "640", "640px", 640.0; None for anything else."""
+    if isinstance(value, bool):
         return None
-    return number if number >= 0 else None
+    if isinstance(value, (int, float)):
+        return int(value) if value >= 0 else None
+    match = SIZE.match(value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
 
 
-def _absolute(base: str, url: str | None) -> str | None:
-    if not url:
+def _text(value: Any) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def absolute_url(base: str, url: Any) -> str | None:
+    """``url`` made absolute against ``base``; None unless it is http(s) with a host."""
+    if not isinstance(url, str) or not url.strip():
         return None
     resolved = urljoin(base, url.strip())
-    return resolved if urlsplit(resolved).scheme in ("http", "https") else None
-
-
-class _PageParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.meta: dict[str, str] = {}
-        self.title_parts: list[str] = []
-        self.in_title = False
-        self.oembed: str | None = None
-        self.imgs: list[tuple[str, int | None, int | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "meta":
-            key = (values.get("property") or values.get("name") or "").lower()
-            if key and "content" in values:
-                self.meta.setdefault(key, values["content"].strip())
-        elif tag == "title":
-            self.in_title = True
-        elif tag == "link" and "alternate" in values.get("rel", "").lower().split() \
-                and values.get("type", "").lower() == OEMBED_TYPE and self.oembed is None:
-            self.oembed = values.get("href")
-        elif tag == "img" and values.get("src"):
-            self.imgs.append((values["src"], _int(values.get("width")), _int(values.get("height"))))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self.in_title = False
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title_parts.append(data)
-
-
-def parse_page(markup: bytes | str, base_url: str) -> PagePreview:
-    text = markup.decode("utf-8", "replace") if isinstance(markup, bytes) else markup
-    parser = _PageParser()
-    parser.feed(text)
-    parser.close()
-    meta = parser.meta
-    preview = PagePreview(
-        title=(meta.get("og:title") or meta.get("twitter:title") or " ".join("".join(parser.title_parts).split()))[:500],
-        description=(meta.get("og:description") or meta.get("twitter:description") or meta.get("description", ""))[:2000],
-        keywords=meta.get("keywords", "")[:1000],
-        oembed_url=_absolute(base_url, parser.oembed),
-    )
-    og_image = _absolute(base_url, meta.get("og:image:secure_url") or meta.get("og:image"))
-    if og_image:
-        width, height = _int(meta.get("og:image:width")), _int(meta.get("og:image:height"))
-        preview.images.append(og_image)
-        if width and height:
-            preview.image_sizes[og_image] = (width, height)
-    for candidate in (meta.get("twitter:image"), meta.get("twitter:image:src")):
-        add_image(preview, _absolute(base_url, candidate))
-    for src, width, height in parser.imgs:
-        if width and height and min(width, height) >= MIN_IMG_SIDE:
-            add_image(preview, _absolute(base_url, src), (width, height))
-    return preview
+    parts = urlsplit(resolved)
+    return resolved if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def add_image(preview: PagePreview, url: str | None, size: tuple[int, int] | None = None) -> None:
-    if url and url not in preview.images:
+    """Append a candidate image once; non-http(s) URLs are ignored."""
+    if url and absolute_url(url, url) == url and url not in preview.images:
         preview.images.append(url)
         if size:
             preview.image_sizes[url] = size
 
 
+def _meta(soup: BeautifulSoup) -> list[tuple[str, str]]:
+    """(property-or-name lowercased, content) for every meta tag, in page order."""
+    found = []
+    for tag in soup.find_all("meta"):
+        key = tag.get("property") or tag.get("name")
+        if isinstance(key, str) and isinstance(tag.get("content"), str):
+            found.append((key.strip().lower(), tag["content"].strip()))
+    return found
+
+
+def _og_images(meta: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """OpenGraph image arrays: each og:image starts an image, its og:image:* follow it."""
+    images: list[dict[str, str]] = []
+    for key, value in meta:
+        if key in ("og:image", "og:image:url"):
+            images.append({"url": value})
+        elif key.startswith("og:image:") and images:
+            images[-1].setdefault(key.removeprefix("og:image:"), value)
+    return images
+
+
+def _base(soup: BeautifulSoup, page_url: str) -> str:
+    tag = soup.find("base", href=True)
+    return (absolute_url(page_url, tag["href"]) if isinstance(tag, Tag) else None) or page_url
+
+
+def _oembed_link(soup: BeautifulSoup, base: str) -> str | None:
+    for tag in soup.find_all("link", href=True):
+        rel = [r.lower() for r in tag.get("rel") or []]
+        if "alternate" in rel and str(tag.get("type", "")).strip().lower() in OEMBED_TYPES:
+            return absolute_url(base, tag["href"])
+    return None
+
+
+def parse_page(markup: bytes | str, base_url: str, *, encoding: str | None = None) -> PagePreview:
+    """Preview fields of a page. Bytes are decoded with ``encoding`` (the HTTP
+    charset) when given, else as the page declares, else sniffed."""
+    soup = BeautifulSoup(markup or "", "html.parser", parse_only=PAGE_TAGS, from_encoding=encoding
+                         if isinstance(markup, bytes) else None)
+    meta = _meta(soup)
+    first = {}
+    for key, value in meta:
+        first.setdefault(key, value)
+    title_tag = soup.find("title")
+    base = _base(soup, base_url)
+    preview = PagePreview(
+        title=_text(first.get("og:title") or first.get("twitter:title")
+                    or (title_tag.get_text() if title_tag else ""))[:LIMITS["title"]],
+        description=_text(first.get("og:description") or first.get("twitter:description")
+                          or first.get("description"))[:LIMITS["description"]],
+        keywords=_text(first.get("keywords"))[:LIMITS["keywords"]],
+        oembed_url=_oembed_link(soup, base),
+    )
+    for image in _og_images(meta):
+        width, height = _int(image.get("width")), _int(image.get("height"))
+        url = absolute_url(base, image.get("secure_url")) or absolute_url(base, image["url"])
+        add_image(preview, url, (width, height) if width and height else None)
+    for key in ("twitter:image", "twitter:image:src"):
+        add_image(preview, absolute_url(base, first.get(key)))
+    for tag in soup.find_all("img", src=True):
+        width, height = _int(tag.get("width")), _int(tag.get("height"))
+        if width and height and min(width, height) >= MIN_IMG_SIDE:
+            add_image(preview, absolute_url(base, tag["src"]), (width, height))
+    return preview
+
+
 def parse_oembed(data: Any) -> OEmbed:
+    """The oEmbed fields we use; values of the wrong type are dropped, not coerced."""
     if not isinstance(data, dict):
         return OEmbed()
-    text = {k: data.get(k) if isinstance(data.get(k), str) else None
-            for k in ("type", "url", "html", "thumbnail_url", "title", "description")}
-    return OEmbed(width=_int(data.get("width")), height=_int(data.get("height")), duration=_int(data.get("duration")),
-                  **text)
-
-
-class _IframeFinder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.iframes: list[dict[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "iframe":
-            self.iframes.append({k.lower(): (v if v is not None else "") for k, v in attrs})
+    text = {key: data[key] if isinstance(data.get(key), str) else None
+            for key in ("type", "url", "html", "thumbnail_url", "title", "provider_name", "description")}
+    return OEmbed(width=_int(data.get("width")), height=_int(data.get("height")),
+                  duration=_int(data.get("duration")), **text)
 
 
 def on_domain(host: str, domain: str) -> bool:
+    """``host`` is ``domain`` or one of its subdomains (player.vimeo.com on vimeo.com)."""
     host, domain = host.lower().rstrip("."), domain.lower().rstrip(".")
-    return host == domain or host.endswith("." + domain)
+    return bool(domain) and (host == domain or host.endswith("." + domain))
+
+
+def _player_src(src: Any, provider_domain: str) -> str | None:
+    """The iframe src rebuilt from its parsed parts, if https on the provider's domain."""
+    if not isinstance(src, str) or "\\" in src:
+        return None
+    try:
+        parts = urlsplit(src.strip())
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        return None
+    if parts.scheme != "https" or parts.username is not None or not parts.hostname:
+        return None
+    return urlunsplit(parts) if on_domain(parts.hostname, provider_domain) else None
+
+
+def _iframe_attribute(name: str, value: Any) -> str | None:
+    """One allowlisted attribute, validated and escaped; None drops it."""
+    value = " ".join(value) if isinstance(value, list) else str(value or "")
+    if name == "allowfullscreen":
+        return "allowfullscreen"  # a boolean attribute: its value never matters
+    if name in ("width", "height", "frameborder") and not IFRAME_SIZE.match(value.strip()):
+        return None
+    if name == "allow":
+        value = "; ".join(p for p in (part.strip() for part in value.split(";")) if p.split(" ")[0] in
+                          IFRAME_PERMISSIONS)
+    if name == "referrerpolicy" and value.strip().lower() not in REFERRER_POLICIES:
+        return None
+    return f'{name}="{html.escape(value.strip(), quote=True)}"' if value.strip() else None
 
 
 def sanitize_oembed_html(markup: str | None, provider_domain: str) -> str | None:
     """One rebuilt ``<iframe>`` from the provider's own https domain, or None."""
-    if not markup:
+    if not markup or not isinstance(markup, str):
         return None
-    finder = _IframeFinder()
-    finder.feed(markup)
-    finder.close()
-    for attrs in finder.iframes:
-        src = attrs.get("src", "").strip()
-        parts = urlsplit(src)
-        if parts.scheme != "https" or not parts.hostname or not on_domain(parts.hostname, provider_domain):
+    for iframe in BeautifulSoup(markup, "html.parser").find_all("iframe"):
+        src = _player_src(iframe.get("src"), provider_domain)
+        if src is None:
             continue
         kept = [f'src="{html.escape(src, quote=True)}"']
         for name in IFRAME_ATTRIBUTES:
-            if name in attrs:
-                value = attrs[name]
-                kept.append(name if name == "allowfullscreen" and not value
-                            else f'{name}="{html.escape(value, quote=True)}"')
+            if iframe.has_attr(name) and (attribute := _iframe_attribute(name, iframe[name])):
+                kept.append(attribute)
         return f"<iframe {' '.join(kept)}></iframe>"
     return None
 
 
 def is_vimeo_url(url: str) -> bool:
-    parts = urlsplit(url.strip())
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and on_domain(parts.hostname, "vimeo.com")
+    """An http(s) URL on vimeo.com or a subdomain, without credentials (which some
+    parsers read as the host: ``https://evil.example\\@vimeo.com``)."""
+    if not isinstance(url, str) or "\\" in url:
+        return False
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and "@" not in parts.netloc and bool(parts.hostname)
+            and on_domain(parts.hostname, "vimeo.com"))

@@ -8,7 +8,6 @@ is taken out of every status that lists it.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway.core import clock, rich_text
@@ -17,7 +16,6 @@ from gateway.core.catalog import Catalog
 from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
 from storage.documents.port import DocumentStore
 
-MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.-]{1,150})")
 MAX_TEXT = 10_000
 MAX_ACTION = 50
 WRITABLE = ("action", "text", "categories", "medias", "location", "addressing")
@@ -142,7 +140,7 @@ class Statuses:
         if len(text) > MAX_TEXT:
             raise field_error("text", f"Ensure this field has no more than {MAX_TEXT} characters.")
         clean = rich_text.sanitize_html(text)
-        names = {n for found in MENTION.findall(rich_text.plain_text(clean)) for n in (found, found.rstrip("."))}
+        names = {n for found in rich_text.MENTION.findall(rich_text.plain_text(clean)) for n in (found, found.rstrip("."))}
         known = {u["username"] for u in await self.documents.find("users", {"username": {"$in": sorted(names)}})}
         html = rich_text.link_mentions(clean, lambda name: self.user_url(name) if name in known else None)
         return {"text": html, "html": html, "summary": rich_text.summary(html)}

@@ -47,7 +47,7 @@ class Site:
         return f"http://127.0.0.1:{self.server.port}"
 
     async def article(self, request):
-        return web.Response(content_type="text/html", text=f"""<html><head>
+        return web.Response(content_type="text/html", text="""<html><head>
             <title>Fallback title</title>
             <meta property="og:title" content="Launch day">
             <meta property="og:description" content="We shipped it.">
