@@ -27,7 +27,8 @@ async def processed(client, auth: dict, media_id: int, timeout: float = 20.0) ->
 async def test_5_mib_jpeg_gets_four_thumbnails_within_seconds(stack):
     client = await stack.client()
     user = await stack.user(client)
-    data = jpeg(2400, 1600, pad_to=5 * 1024 * 1024)
+    data = jpeg(3300, 2200)  # a real 7-megapixel photo-sized JPEG, no padding
+    assert len(data) >= 5 * 1024 * 1024
     upload_id = await upload_chunks(client, user["auth"], data, filename="photo.jpg")
     started = time.monotonic()
     reply = await complete(client, user["auth"], upload_id, data, "image")
