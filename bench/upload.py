@@ -41,8 +41,9 @@ web client does). A part-sized chunk streams from the client through the gateway
 one S3 part, so the gateway adds one hop, the md5 and a few document-store writes per
 chunk. A 204 800-byte chunk is one small S3 PUT (staging) plus, every 40 chunks, a part
 built from the staged bytes (kept in memory by the instance that staged them): that
-path is bound by the latency of one S3 request per chunk, not by bandwidth. Peak RSS is the same after 256 MiB and 1 GiB: nothing is held
-per file beyond a few 256 KiB pieces.
+path is bound by the latency of one S3 request per chunk, not by bandwidth. Peak
+RSS is the same after 256 MiB and 1 GiB: nothing is held per file beyond a few
+256 KiB pieces.
 """
 
 

@@ -1,11 +1,12 @@
 """Job handlers for stored files: probe (MIME, kind, size, dimensions, mode), then thumbnails.
 
 Events from the core enqueue a ``probe`` job; a probed image enqueues a
-``thumbnails`` job, and so does a preview image set on a link media. Both read the stored bytes into a temporary file (images need
-random access; nothing is held whole in memory) and run Pillow in an executor so
-the event loop never stalls. Results are written with a compare-and-set on the
-media's object ``key``: if the file was replaced meanwhile, the stale result is
-dropped and the job for the new file does the work.
+``thumbnails`` job, and so does a preview image set on a link media. Both read
+the stored bytes into a temporary file (images need random access; nothing is
+held whole in memory) and run Pillow in an executor so the event loop never
+stalls. Results are written with a compare-and-set on the media's source key: if
+the file was replaced meanwhile, the stale result is dropped and the job for the
+new file does the work.
 
 The media document carries the outcome for clients: ``processing`` is
 ``pending`` until the last job is done (``done``), or ``failed`` with

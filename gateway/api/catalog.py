@@ -14,7 +14,8 @@ routes = web.RouteTableDef()
 
 
 def item_json(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "created_at": clock.iso(item["created_at"]), "lastmod_datetime": clock.iso(item["lastmod_datetime"])}
+    return {**item, "created_at": clock.iso(item["created_at"]),
+            "lastmod_datetime": clock.iso(item["lastmod_datetime"])}
 
 
 def _catalog_routes(prefix: str, key: web.AppKey) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, unauthorized
+from gateway.core.errors import bad_request, field_error, unauthorized
 from gateway.keys import SETTINGS, USERS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -52,11 +52,6 @@ def int_id(raw: str, what: str = "id") -> int:
 
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
-
-
-def field_error(field: str, message: str, code: str = "invalid") -> GatewayError:
-    """A DRF-style validation error: ``{"<field>": ["message"], "code", "detail"}``."""
-    return bad_request(code, f"{field}: {message}", **{field: [message]})
 
 
 def page_params(request: web.Request) -> tuple[int, int]:

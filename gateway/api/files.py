@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.common import base_url, field_error, int_id, page, page_params, read_fields, require_user
+from gateway.api.common import base_url, int_id, page, page_params, read_fields, require_user
 from gateway.api.media_json import content_url, thumbnails_json
 from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
 from gateway.core import clock
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
+from gateway.core.errors import GatewayError, bad_request, field_error, forbidden, not_found
 from gateway.keys import MEDIA, METRICS, SETTINGS, USERS
 
 routes = web.RouteTableDef()

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from gateway.core import clock
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
+from gateway.core.errors import GatewayError, field_error, forbidden, not_found
 from storage.documents.port import DocumentStore
 from storage.errors import DuplicateKey
 
@@ -87,10 +87,6 @@ TAGS = CatalogKind(
     {"description": "", "type": "user", "color": "#3b3b3b", "visible": True, "active": True, "deleted": False,
      "visibility_boost": False},
 )
-
-
-def field_error(field: str, message: str) -> GatewayError:
-    return bad_request("invalid", f"{field}: {message}", **{field: [message]})
 
 
 class Catalog:

@@ -27,6 +27,11 @@ def bad_request(code: str, message: str, **extra: Any) -> GatewayError:
     return GatewayError(400, code, message, **extra)
 
 
+def field_error(field: str, message: str, code: str = "invalid") -> GatewayError:
+    """A DRF-style validation error: ``{"<field>": ["message"], "code", "detail"}``."""
+    return bad_request(code, f"{field}: {message}", **{field: [message]})
+
+
 def not_found(what: str = "resource") -> GatewayError:
     return GatewayError(404, "not_found", f"{what} not found")
 

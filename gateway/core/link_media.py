@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from gateway.core import clock, sniff
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
+from gateway.core.errors import GatewayError, field_error, forbidden, not_found
 from gateway.core.jobs import JobQueue
 from gateway.core.link_preview import add_image, is_vimeo_url, parse_oembed, parse_page, sanitize_oembed_html
 from gateway.outbound import FetchError, Fetcher
@@ -39,7 +39,7 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 def fetch_refused(exc: FetchError, field: str) -> GatewayError:
-    return bad_request(exc.code, f"{field}: {exc}", **{field: [str(exc)]})
+    return field_error(field, str(exc), exc.code)
 
 
 class LinkMedia:
@@ -63,18 +63,17 @@ class LinkMedia:
         if kind == "embed":
             return await self._create_embed(user, body)
         if kind not in LINK_TYPES:
-            raise bad_request("invalid_type", "type must be url, vimeo or embed (files use the chunk upload)",
-                              type=["Must be one of url, vimeo, embed."])
+            raise field_error("type", "Must be one of url, vimeo, embed (files use the chunk upload).", "invalid_type")
         url = body.get("url")
         if not isinstance(url, str) or not url.strip():
-            raise bad_request("required", "url: This field is required.", url=["This field is required."])
+            raise field_error("url", "This field is required.", "required")
         url = url.strip()
         try:
             self.fetcher.check(url)
         except FetchError as exc:
             raise fetch_refused(exc, "url") from None
         if kind == "vimeo" and not is_vimeo_url(url):
-            raise bad_request("not_vimeo", "url: not a Vimeo link", url=["Enter a vimeo.com URL."])
+            raise field_error("url", "Enter a vimeo.com URL.", "not_vimeo")
         media = await self._new(user, kind, url=url, oembed_preview_ready=False, oembed_available=False,
                                 choice_images=[], keywords="", title=url, image_source=None)
         try:
@@ -98,15 +97,15 @@ class LinkMedia:
         for name in ("embed_type", "embed_id"):
             value = body.get(name)
             if not isinstance(value, str) or not value.strip():
-                raise bad_request("required", f"{name}: This field is required.", **{name: ["This field is required."]})
+                raise field_error(name, "This field is required.", "required")
         metadata = body.get("metadata") or {}
         if isinstance(metadata, str):
             try:
                 metadata = json.loads(metadata)
             except ValueError:
-                raise bad_request("invalid", "metadata: not JSON", metadata=["Value must be valid JSON."]) from None
+                raise field_error("metadata", "Value must be valid JSON.") from None
         if not isinstance(metadata, dict):
-            raise bad_request("invalid", "metadata: must be an object", metadata=["Must be an object."])
+            raise field_error("metadata", "Must be an object.")
         url = body.get("url") if isinstance(body.get("url"), str) else None
         embed = {"id": await self.documents.next_id("embeds"), "embed_type": body["embed_type"].strip()[:100],
                  "embed_id": body["embed_id"].strip()[:255], "url": url, "metadata": metadata}
@@ -201,10 +200,9 @@ class LinkMedia:
         if media["user_id"] != user.id:
             raise forbidden("only the creator can change the preview image")
         if media["type"] not in LINK_TYPES:
-            raise bad_request("not_a_link", "only url and vimeo media have a preview image",
-                              image=["Only url and vimeo media have a preview image."])
+            raise field_error("image", "Only url and vimeo media have a preview image.", "not_a_link")
         if not isinstance(image_url, str) or not image_url.strip():
-            raise bad_request("required", "image: This field is required.", image=["This field is required."])
+            raise field_error("image", "This field is required.", "required")
         try:
             fetched = await self.fetcher.fetch(image_url.strip(), max_bytes=self.max_image, accept="image/*")
         except FetchError as exc:
@@ -213,7 +211,7 @@ class LinkMedia:
             mime, width, height = await asyncio.get_running_loop().run_in_executor(
                 executor, sniff.decoded_image, fetched.body, self.max_pixels)
         except sniff.NotAnImage as exc:
-            raise bad_request(exc.reason, f"image: {exc}", image=[str(exc)]) from None
+            raise field_error("image", str(exc), exc.reason) from None
         key = f"previews/{media_id}/{uuid.uuid4().hex}.{IMAGE_EXTENSIONS[mime]}"
         info = await self.objects.put(key, fetched.body, mime)
         copy = {"key": info.key, "bytes": info.size, "etag": info.etag, "content_type": mime}

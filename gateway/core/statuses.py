@@ -13,17 +13,13 @@ from typing import Any
 from gateway.core import clock, rich_text
 from gateway.core.auth import User
 from gateway.core.catalog import Catalog
-from gateway.core.errors import GatewayError, bad_request, forbidden, not_found
+from gateway.core.errors import field_error, forbidden, not_found
 from storage.documents.port import DocumentStore
 
 MAX_TEXT = 10_000
 MAX_ACTION = 50
 WRITABLE = ("action", "text", "categories", "medias", "location", "addressing")
 REQUIRED_ON_PUT = ("action", "categories")
-
-
-def field_error(field: str, message: str) -> GatewayError:
-    return bad_request("invalid", f"{field}: {message}", **{field: [message]})
 
 
 def _ids(field: str, value: Any) -> list[int]:
@@ -140,7 +136,8 @@ class Statuses:
         if len(text) > MAX_TEXT:
             raise field_error("text", f"Ensure this field has no more than {MAX_TEXT} characters.")
         clean = rich_text.sanitize_html(text)
-        names = {n for found in rich_text.MENTION.findall(rich_text.plain_text(clean)) for n in (found, found.rstrip("."))}
+        found = rich_text.MENTION.findall(rich_text.plain_text(clean))
+        names = {*found, *(name.rstrip(".") for name in found)}  # "@bob." ends a sentence
         known = {u["username"] for u in await self.documents.find("users", {"username": {"$in": sorted(names)}})}
         html = rich_text.link_mentions(clean, lambda name: self.user_url(name) if name in known else None)
         return {"text": html, "html": html, "summary": rich_text.summary(html)}
