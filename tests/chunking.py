@@ -1,6 +1,7 @@
 """Speak the SelfCommunity web client's chunk protocol over HTTP, for tests and benchmarks."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from aiohttp import FormData
@@ -51,6 +52,25 @@ async def complete(client, auth: dict, upload_id: str, data: bytes, media_type: 
     form.add_field("type", media_type)
     form.add_field("md5", md5 or hashlib.md5(data).hexdigest())
     return await client.post(COMPLETE, data=form, headers=auth)
+
+
+async def upload_media(client, auth: dict, data: bytes, media_type: str = "image", **options) -> dict:
+    """Upload ``data`` in chunks and complete it; the created Media (201 asserted)."""
+    upload_id = await upload_chunks(client, auth, data, **options)
+    reply = await complete(client, auth, upload_id, data, media_type)
+    media = await reply.json()
+    assert reply.status == 201, media
+    return media
+
+
+async def processed(client, auth: dict, media_id: int, timeout: float = 20.0) -> dict:
+    """The Media once its background processing is no longer pending."""
+    async with asyncio.timeout(timeout):
+        while True:
+            media = await (await client.get(f"/api/v2/media/{media_id}/", headers=auth)).json()
+            if media["processing"] != "pending":
+                return media
+            await asyncio.sleep(0.1)
 
 
 def path_of(url: str) -> str:

@@ -7,7 +7,7 @@ import os
 
 from gateway.keys import DOCUMENTS, OBJECTS
 from storage.errors import ObjectNotFound
-from tests.chunking import COMPLETE, WEB_CLIENT_CHUNK, complete, path_of, send_chunk, upload_chunks
+from tests.chunking import COMPLETE, WEB_CLIENT_CHUNK, complete, path_of, send_chunk, upload_chunks, upload_media
 from tests.media_files import jpeg, pdf_like, png
 
 MiB = 1024 * 1024
@@ -121,8 +121,7 @@ async def test_delete_removes_media_and_stored_object(stack):
     client = await stack.client()
     user = await stack.user(client)
     data = jpeg()
-    upload_id = await upload_chunks(client, user["auth"], data)
-    media = await (await complete(client, user["auth"], upload_id, data)).json()
+    media = await upload_media(client, user["auth"], data)
     key = (await client.app[DOCUMENTS].get("media", media["id"]))["key"]
     assert (await client.app[OBJECTS].stat(key)).size == len(data)
     gone = await client.delete(f"/api/v2/media/{media['id']}/", headers=user["auth"])

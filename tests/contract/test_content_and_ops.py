@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from storage.documents.mongo import MongoDocumentStore
-from tests.chunking import complete, path_of, upload_chunks
+from tests.chunking import path_of, upload_media
 from tests.media_files import jpeg, pdf_like
 
 
@@ -15,8 +15,7 @@ async def served(stack):
     client = await stack.client()
     user = await stack.user(client)
     data = pdf_like()
-    upload_id = await upload_chunks(client, user["auth"], data, field="document", filename="Q3 report.pdf")
-    media = await (await complete(client, user["auth"], upload_id, data, "document")).json()
+    media = await upload_media(client, user["auth"], data, "document", field="document", filename="Q3 report.pdf")
     return client, data, path_of(media["url"]), media
 
 
@@ -79,8 +78,7 @@ async def test_health_ready_and_metrics(stack):
     assert ready.status == 200, await ready.json()
     user = await stack.user(client)
     data = jpeg()
-    upload_id = await upload_chunks(client, user["auth"], data)
-    assert (await complete(client, user["auth"], upload_id, data)).status == 201
+    await upload_media(client, user["auth"], data)  # asserts 201
     text = await (await client.get("/metrics")).text()
     assert 'gateway_requests_total{method="POST",route="/api/v2/media/upload/chunk/",status="200"}' in text
     assert f"gateway_upload_bytes_received_total {float(len(data))}" in text

@@ -8,8 +8,7 @@ from aiohttp import FormData
 
 from gateway.api.files import human_readable_size
 from gateway.keys import USERS
-from tests.chunking import path_of
-from tests.contract.test_processing import processed
+from tests.chunking import path_of, processed
 from tests.media_files import jpeg, pdf_like
 
 FILES = "/api/media/files/"

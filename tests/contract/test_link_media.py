@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from gateway.keys import DOCUMENTS, OBJECTS
+from tests.chunking import processed
 from storage.errors import ObjectNotFound
 from tests.media_files import jpeg
 
@@ -205,10 +206,7 @@ async def test_preview_image_is_fetched_checked_and_copied(linked):
     assert copy.status == 200 and copy.headers["Content-Type"] == "image/jpeg"
     with Image.open(io.BytesIO(await copy.read())) as img:
         assert img.size == (300, 200)
-    async with asyncio.timeout(15):  # the copy gets thumbnails like any image
-        while body["processing"] == "pending":
-            await asyncio.sleep(0.1)
-            body = await (await client.get(url, headers=user["auth"])).json()
+    body = await processed(client, user["auth"], media["id"])  # the copy gets thumbnails like any image
     assert body["processing"] == "done", body
     assert [(t["size"], max(t["width"], t["height"])) for t in body["thumbnails"]] == [
         (64, 64), (128, 128), (512, 300), (1080, 300)]

@@ -1,7 +1,6 @@
 """Uploads are probed and thumbnailed by the background workers, on every backend."""
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 
@@ -11,17 +10,8 @@ from PIL import Image
 from gateway.keys import DOCUMENTS, OBJECTS
 from storage.errors import ObjectNotFound
 
-from tests.chunking import complete, path_of, upload_chunks
+from tests.chunking import complete, path_of, processed, upload_chunks, upload_media
 from tests.media_files import jpeg
-
-
-async def processed(client, auth: dict, media_id: int, timeout: float = 20.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            media = await (await client.get(f"/api/v2/media/{media_id}/", headers=auth)).json()
-            if media["processing"] != "pending":
-                return media
-            await asyncio.sleep(0.1)
 
 
 async def test_5_mib_jpeg_gets_four_thumbnails_within_seconds(stack):
@@ -52,8 +42,7 @@ async def test_corrupt_image_shows_failed_processing_with_a_reason(stack):
     user = await stack.user(client)
     whole = jpeg(800, 600)
     data = whole[: len(whole) // 3]  # the header parses, the pixels are cut off
-    upload_id = await upload_chunks(client, user["auth"], data, filename="cut.jpg")
-    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    created = await upload_media(client, user["auth"], data, filename="cut.jpg")
     media = await processed(client, user["auth"], created["id"])
     assert media["processing"] == "failed" and "corrupt_image" in media["processing_error"]
     assert media["thumbnails"] == [] and (media["image_width"], media["image_height"]) == (800, 600)
@@ -63,8 +52,7 @@ async def test_deleting_media_removes_its_thumbnails(stack):
     client = await stack.client()
     user = await stack.user(client)
     data = jpeg(300, 200)
-    upload_id = await upload_chunks(client, user["auth"], data, filename="small.jpg")
-    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    created = await upload_media(client, user["auth"], data, filename="small.jpg")
     media = await processed(client, user["auth"], created["id"])
     urls = [path_of(t["f"]) for t in media["thumbnails"]]
     keys = [t["key"] for t in (await client.app[DOCUMENTS].get("media", media["id"]))["thumbnails"]]
@@ -81,8 +69,7 @@ async def test_metrics_expose_jobs_queue_depth_and_loop_lag(stack):
     client = await stack.client()
     user = await stack.user(client)
     data = jpeg(200, 100)
-    upload_id = await upload_chunks(client, user["auth"], data, filename="m.jpg")
-    created = await (await complete(client, user["auth"], upload_id, data, "image")).json()
+    created = await upload_media(client, user["auth"], data, filename="m.jpg")
     await processed(client, user["auth"], created["id"])
     text = await (await client.get("/metrics")).text()
     assert 'gateway_jobs_total{kind="probe",outcome="done"} 1.0' in text
@@ -97,8 +84,7 @@ async def test_image_header_past_the_probe_head_is_still_measured(stack):
     out = io.BytesIO()
     Image.new("RGB", (321, 123), (200, 10, 10)).save(out, "JPEG", icc_profile=b"\0" * (1536 * 1024))
     data = out.getvalue()
-    upload_id = await upload_chunks(client, user["auth"], data, chunk_size=1024 * 1024, filename="icc.jpg")
-    created = await (await complete(client, user["auth"], upload_id, data, "document")).json()
+    created = await upload_media(client, user["auth"], data, "document", chunk_size=1024 * 1024, filename="icc.jpg")
     media = await processed(client, user["auth"], created["id"])
     assert (media["image_width"], media["image_height"], media["size"]) == (321, 123, len(data))
     assert media["processing"] == "done" and [t["size"] for t in media["thumbnails"]] == [64, 128, 512, 1080]

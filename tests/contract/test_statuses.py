@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chunking import complete, upload_chunks
+from tests.chunking import upload_media
 from tests.media_files import png
 
 STATUS = "/api/v2/status/"
@@ -22,8 +22,7 @@ async def world(stack):
 
 async def new_media(client, user) -> int:
     data = png(40, 20)
-    upload_id = await upload_chunks(client, user["auth"], data, filename="pic.png")
-    return (await (await complete(client, user["auth"], upload_id, data, "image")).json())["id"]
+    return (await upload_media(client, user["auth"], data, filename="pic.png"))["id"]
 
 
 async def test_status_lifecycle(world):
