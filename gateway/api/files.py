@@ -17,7 +17,7 @@ from gateway.api.media_json import content_url, thumbnails_json
 from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
 from gateway.core import clock
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, field_error, forbidden, not_found
+from gateway.core.errors import bad_request, field_error, forbidden, not_found, upload_too_large
 from gateway.keys import MEDIA, METRICS, SETTINGS, USERS
 
 routes = web.RouteTableDef()
@@ -99,7 +99,7 @@ async def create_file(request: web.Request) -> web.Response:
         raise bad_request("invalid_content_type", "send the file as multipart/form-data with a part named 'f'")
     max_size = request.app[SETTINGS].max_upload_size
     if request.content_length is not None and request.content_length > max_size + 64 * 1024:
-        raise GatewayError(413, "upload_too_large", f"uploads are limited to {max_size} bytes", max_size=max_size)
+        raise upload_too_large(max_size)
     fields: dict[str, str] = {}
     spool, length, filename = None, 0, None
     try:
@@ -108,8 +108,7 @@ async def create_file(request: web.Request) -> web.Response:
                 if spool is not None:
                     raise field_error("f", "send one file")
                 filename = part.filename
-                spool, length = await spool_part(part, max_size, GatewayError(
-                    413, "upload_too_large", f"uploads are limited to {max_size} bytes", max_size=max_size))
+                spool, length = await spool_part(part, max_size, upload_too_large(max_size))
             elif part.name in ("name", "description"):
                 fields[part.name] = await read_field(part)
             elif part.name:

@@ -32,6 +32,10 @@ def field_error(field: str, message: str, code: str = "invalid") -> GatewayError
     return bad_request(code, f"{field}: {message}", **{field: [message]})
 
 
+def upload_too_large(max_size: int) -> GatewayError:
+    return GatewayError(413, "upload_too_large", f"uploads are limited to {max_size} bytes", max_size=max_size)
+
+
 def not_found(what: str = "resource") -> GatewayError:
     return GatewayError(404, "not_found", f"{what} not found")
 

@@ -26,7 +26,7 @@ import rehashes
 
 from gateway.core import clock
 from gateway.core.auth import User
-from gateway.core.errors import GatewayError, bad_request, not_found
+from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from storage.documents.port import DocumentStore
 from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 
@@ -98,8 +98,7 @@ class Uploads:
 
     def check_size(self, chunk: ChunkRange) -> None:
         if chunk.total > self.max_size:
-            raise GatewayError(413, "upload_too_large", f"uploads are limited to {self.max_size} bytes",
-                               max_size=self.max_size)
+            raise upload_too_large(self.max_size)
 
     async def session(self, user: User, upload_id: str) -> dict[str, Any]:
         return await self._load(user, upload_id, allow_complete=True)
