@@ -7,7 +7,7 @@ import pytest
 from aiohttp import FormData
 
 from gateway.api.files import human_readable_size
-from gateway.keys import USERS
+from gateway.keys import DOCUMENTS, USERS
 from tests.chunking import path_of, processed
 from tests.media_files import jpeg, pdf_like
 
@@ -138,3 +138,12 @@ async def test_permissions(files, stack):
 def test_human_readable_size():
     assert [human_readable_size(n) for n in (0, 1023, 1413, 5 * 1024 * 1024, 3 * 1024 ** 3)] == [
         "0.00 B", "1023.00 B", "1.38 KB", "5.00 MB", "3.00 GB"]
+
+
+async def test_file_over_the_size_limit_is_413_and_stores_nothing(stack):
+    client = await stack.client(gateway_max_upload_size="1000")
+    manager = await stack.user(client, admin=True)
+    reply = await client.post(FILES, data=file_form(b"x" * 5000, "big.bin"), headers=token(manager))
+    assert reply.status == 413 and (await reply.json())["code"] == "upload_too_large"
+    assert (await (await client.get(FILES, headers=token(manager))).json())["count"] == 0
+    assert await client.app[DOCUMENTS].count("uploads") == 0
