@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[METRICS] = Metrics()
     app[USERS] = Users(app[DOCUMENTS])
     app[UPLOADS] = Uploads(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_expiry,
-                           max_size=settings.max_upload_size)
+                           max_size=settings.max_upload_size, lease=settings.upload_lease)
     app[MEDIA] = MediaService(app[DOCUMENTS], app[OBJECTS], app[UPLOADS])
     app[JOBS] = JobQueue(app[DOCUMENTS], lease_seconds=settings.job_lease, max_attempts=settings.job_attempts,
                          backoff_seconds=settings.job_backoff)

@@ -3,6 +3,7 @@
 Every failure leaves as JSON: GatewayError with its own status, aiohttp's HTTP
 errors (unknown route, wrong method) with theirs, an unavailable backend as 503
 with Retry-After, anything else as a 500 whose traceback goes to the log only.
+A client that went away is counted as 499 in logs and metrics.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ async def observe(request: web.Request, handler):
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        status = 499  # nginx's "client closed request": the client went away, not a server fault
         raise
     finally:
         elapsed = time.perf_counter() - started

@@ -76,25 +76,30 @@ def safe_filename(name: str | None) -> str:
 
 
 class Uploads:
-    def __init__(self, documents: DocumentStore, objects: ObjectStore, *, expiry: int, max_size: int) -> None:
+    def __init__(self, documents: DocumentStore, objects: ObjectStore, *, expiry: int, max_size: int,
+                 lease: float = 5.0) -> None:
         self.documents = documents
         self.objects = objects
         self.expiry = expiry
         self.max_size = max_size
+        self.lease = lease
 
     async def receive_chunk(self, user: User, upload_id: str | None, chunk: ChunkRange, body: Chunks,
                             filename: str | None = None) -> dict[str, Any]:
         """Store one chunk; returns the updated session document."""
         self.check_size(chunk)
-        session = await (self._load(user, upload_id) if upload_id else self._create(user, chunk, filename))
+        if not upload_id:
+            return await self._write(self._new_session(user, chunk, filename), chunk, body, new=True)
+        session = await self._load(user, upload_id)
         if session["total"] != chunk.total:
             raise bad_request("total_changed", "Content-Range TOTAL differs from earlier chunks",
                               total=session["total"])
         lease = await self._take_lease(session, chunk.start)
         try:
-            return await self._write(lease, chunk, body)
-        finally:
+            return await self._write(lease, chunk, body, new=False)
+        except BaseException:
             await self._release(lease)
+            raise
 
     def check_size(self, chunk: ChunkRange) -> None:
         if chunk.total > self.max_size:
@@ -103,19 +108,16 @@ class Uploads:
     async def session(self, user: User, upload_id: str) -> dict[str, Any]:
         return await self._load(user, upload_id, allow_complete=True)
 
-    async def _create(self, user: User, chunk: ChunkRange, filename: str | None) -> dict[str, Any]:
+    def _new_session(self, user: User, chunk: ChunkRange, filename: str | None) -> dict[str, Any]:
+        """A session that exists only in this request until its first chunk is stored:
+        a refused first chunk leaves no document and no object behind."""
         if chunk.start != 0:
             raise bad_request("invalid_offset", "a new upload starts at offset 0", offset=0)
-        upload_id = uuid.uuid4().hex
-        name = safe_filename(filename)
-        target = await self.objects.begin(f"media/{upload_id}/{name}", "application/octet-stream")
         now = clock.now()
-        doc = {"id": upload_id, "user_id": user.id, "status": "uploading", "filename": name,
-               "total": chunk.total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": target,
-               "created_at": now, "expires_at": now + self.expiry, "lease_id": None, "lease_until": 0.0}
-        await self.documents.insert("uploads", doc)
-        log.info("upload created", extra={"upload_id": upload_id, "total": chunk.total})
-        return doc
+        return {"id": uuid.uuid4().hex, "user_id": user.id, "status": "uploading", "filename": safe_filename(filename),
+                "total": chunk.total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": None,
+                "created_at": now, "expires_at": now + self.expiry, "epoch": 1, "lease_id": uuid.uuid4().hex,
+                "lease_until": now + self.lease}
 
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
         doc = await self.documents.get("uploads", str(upload_id))
@@ -128,21 +130,28 @@ class Uploads:
         return doc
 
     async def _take_lease(self, session: dict[str, Any], start: int) -> dict[str, Any]:
-        lease_id = uuid.uuid4().hex
-        now = clock.now()
-        taken = await self.documents.update(
-            "uploads", session["id"], {"lease_id": lease_id, "lease_until": now + LEASE_SECONDS},
-            expect={"offset": start, "status": "uploading", "lease_until": {"$lt": now}})
-        if taken is not None:
-            return taken
-        current = await self.documents.get("uploads", session["id"]) or session
-        if current["offset"] != start:
-            raise bad_request("invalid_offset", f"chunk starts at {start} but the upload is at {current['offset']}",
-                              offset=current["offset"])
-        if current["status"] != "uploading":
-            raise bad_request("upload_complete", "this upload is already complete", offset=current["offset"])
+        """Own the session's next write. Each lease carries a new ``epoch``: the fencing
+        token the object store uses so a writer that lost its lease can never touch
+        bytes a later writer committed (S3 part numbers are never reused)."""
+        for current in (session, None):
+            current = current or await self.documents.get("uploads", session["id"]) or session
+            if current["offset"] != start:
+                raise bad_request("invalid_offset", f"chunk starts at {start} but the upload is at "
+                                  f"{current['offset']}", offset=current["offset"])
+            if current["status"] != "uploading":
+                raise bad_request("upload_complete", "this upload is already complete", offset=current["offset"])
+            now = clock.now()
+            if current["lease_until"] >= now:
+                break
+            taken = await self.documents.update(
+                "uploads", session["id"],
+                {"lease_id": uuid.uuid4().hex, "lease_until": now + self.lease, "epoch": (current.get("epoch") or 0) + 1},
+                expect={"offset": start, "status": "uploading", "lease_until": {"$lt": now},
+                        "epoch": current.get("epoch")})
+            if taken is not None:
+                return taken
         raise GatewayError(409, "chunk_in_progress", "another request is writing this upload; retry shortly",
-                           headers={"Retry-After": "1"}, offset=current["offset"])
+                           headers={"Retry-After": "1"}, offset=session["offset"])
 
     async def _release(self, lease: dict[str, Any]) -> None:
         # Runs even when the client went away; shielded so a cancelled handler still frees the lease.
@@ -150,24 +159,36 @@ class Uploads:
             await _shielded(self.documents.update("uploads", lease["id"], {"lease_id": None, "lease_until": 0.0},
                                                   expect={"lease_id": lease["lease_id"]}))
 
-    async def _write(self, lease: dict[str, Any], chunk: ChunkRange, body: Chunks) -> dict[str, Any]:
+    async def _write(self, lease: dict[str, Any], chunk: ChunkRange, body: Chunks, *, new: bool) -> dict[str, Any]:
         md5 = _md5_load(lease["md5"])
         old_target = lease["target"]
+        if new:
+            old_target = await self.objects.begin(f"media/{lease['id']}/{lease['filename']}",
+                                                  "application/octet-stream")
+        received = _received(body, md5, _LeaseKeeper(self.documents, lease, self.lease) if not new else None)
         try:
-            new_target = await self.objects.append(old_target, chunk.start, _hashed(body, md5), chunk.length)
-        except IncompleteBody as exc:
-            raise bad_request("invalid_chunk_length",
-                              f"Content-Range announces {exc.expected} bytes but the body has a different length",
-                              offset=chunk.start) from None
-        committed = await self.documents.update(
-            "uploads", lease["id"],
-            {"offset": chunk.end + 1, "target": new_target, "md5": _md5_dump(md5),
-             "expires_at": clock.now() + self.expiry, "lease_id": None, "lease_until": 0.0},
-            expect={"offset": chunk.start, "lease_id": lease["lease_id"]})
+            new_target = await self.objects.append(old_target, chunk.start, received, chunk.length,
+                                                   fence=lease["epoch"])
+        except BaseException as exc:
+            if new:
+                await _shielded(self.objects.abort(old_target))
+            raise _client_error(exc, lease, chunk) from None
+        changes = {"offset": chunk.end + 1, "target": new_target, "md5": _md5_dump(md5),
+                   "expires_at": clock.now() + self.expiry, "lease_id": None, "lease_until": 0.0}
+        if new:
+            committed = {**lease, **changes}
+            try:
+                await self.documents.insert("uploads", committed)
+            except BaseException:
+                await _shielded(self.objects.abort(new_target))
+                raise
+            log.info("upload created", extra={"upload_id": lease["id"], "total": chunk.total})
+        else:
+            committed = await self.documents.update("uploads", lease["id"], changes,
+                                                    expect={"offset": chunk.start, "lease_id": lease["lease_id"]})
         if committed is None:  # our lease expired and another request moved on: drop our bytes
             await self.objects.cleanup(keep=old_target, drop=new_target)
-            raise GatewayError(409, "chunk_in_progress", "another request wrote this range first",
-                               headers={"Retry-After": "1"})
+            raise lease_lost()
         await self.objects.cleanup(keep=new_target, drop=old_target)
         log.info("chunk stored", extra={"upload_id": lease["id"], "offset": committed["offset"]})
         return committed
@@ -212,10 +233,73 @@ class Uploads:
         return swept
 
 
-async def _hashed(body: Chunks, md5: rehashes.PyMd5) -> AsyncIterator[bytes]:
-    async for piece in body:
+def lease_lost() -> GatewayError:
+    return GatewayError(409, "chunk_in_progress", "another request took over this upload; retry from its offset",
+                        headers={"Retry-After": "1"})
+
+
+class LeaseLost(Exception):
+    """Raised into a chunk's byte stream when another request has taken its lease."""
+
+
+class _LeaseKeeper:
+    """Renews a chunk's lease while its bytes keep flowing, so a lease can be short
+    (a crashed instance's lease frees the upload within seconds) without expiring
+    under a slow but live client. A failed renewal means another request took over:
+    the stream stops at once (and fencing keeps any byte already sent harmless)."""
+
+    def __init__(self, documents: DocumentStore, lease: dict[str, Any], seconds: float) -> None:
+        self.documents = documents
+        self.lease = lease
+        self.seconds = seconds
+        self.renewed_at = clock.now()
+
+    async def keep(self) -> None:
+        now = clock.now()
+        if now - self.renewed_at < self.seconds / 3:
+            return
+        renewed = await self.documents.update("uploads", self.lease["id"], {"lease_until": now + self.seconds},
+                                              expect={"lease_id": self.lease["lease_id"]})
+        if renewed is None:
+            raise LeaseLost()
+        self.renewed_at = now
+
+
+class ClientAborted(Exception):
+    """The client's body broke off (disconnect, idle timeout): not a server fault."""
+
+
+async def _received(body: Chunks, md5: rehashes.PyMd5, keeper: _LeaseKeeper | None) -> AsyncIterator[bytes]:
+    """The client's bytes, hashed as they pass; errors of the client's side become ClientAborted."""
+    pieces = body.__aiter__()
+    while True:
+        try:
+            piece = await pieces.__anext__()
+        except StopAsyncIteration:
+            return
+        except (ConnectionError, TimeoutError) as exc:
+            raise ClientAborted(str(exc) or type(exc).__name__) from None
         md5.update(piece)
+        if keeper is not None:
+            await keeper.keep()
         yield piece
+
+
+def _client_error(exc: BaseException, lease: dict[str, Any], chunk: ChunkRange) -> BaseException:
+    """What a failed append means for the client: its own fault, a lost lease, or the store's."""
+    if isinstance(exc, IncompleteBody):
+        return bad_request("invalid_chunk_length",
+                           f"Content-Range announces {exc.expected} bytes but the body has a different length",
+                           offset=chunk.start)
+    if isinstance(exc, LeaseLost):
+        return lease_lost()
+    if isinstance(exc, ClientAborted):
+        # 499 (nginx's "client closed request") in logs and metrics; nothing was committed,
+        # so the same chunk can simply be sent again.
+        log.info("client aborted", extra={"upload_id": lease["id"], "offset": chunk.start, "error": str(exc)})
+        return GatewayError(499, "client_aborted", "the client closed the request before the chunk arrived",
+                            offset=chunk.start)
+    return exc
 
 
 async def _shielded(awaitable):

@@ -1,16 +1,23 @@
 """Local-disk object store: objects are files under ``root/objects``.
 
-An upload appends to ``root/uploads/<id>`` and is renamed into place on complete.
-Each append truncates the file to the acknowledged offset first, so bytes written
-by a request that crashed before its offset was recorded are simply overwritten;
-it fsyncs before returning, so an acknowledged chunk survives a power cut.
+An upload builds ``root/uploads/<id>``, which is renamed into place on complete.
+That file only ever receives committed bytes: each append writes its chunk to a
+segment file of its own (fsynced before the chunk is acknowledged), and the
+segment is copied into the upload file at its offset only once the core's
+compare-and-set has made it part of the committed state. A writer that stalled
+past its lease therefore writes only to its own segment, which nobody commits.
+The copy is idempotent (committed bytes never change), so the committer, the next
+append and complete may all perform it; a segment is deleted only after its copy
+is on disk, so a missing segment means "already copied".
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import mimetypes
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -21,6 +28,7 @@ from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, IncompleteBody, ObjectBody, ObjectInfo, UploadState
 
 READ_PIECE = 256 * 1024
+COPY_PIECE = 1024 * 1024
 
 
 class LocalObjectStore:
@@ -97,15 +105,16 @@ class LocalObjectStore:
         name = uuid.uuid4().hex
         async with aiofiles.open(self.uploads / name, "wb"):
             pass
-        return {"key": key, "file": name, "content_type": content_type}
+        return {"key": key, "file": name, "content_type": content_type, "size": 0, "pending": None}
 
-    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int) -> UploadState:
-        path = self.uploads / state["file"]
+    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
+                     fence: int) -> UploadState:
+        await self._merge(state)  # the last committed chunk, in case its writer died before copying it
+        segment = f"{state['file']}.{offset:016d}.{uuid.uuid4().hex[:8]}"
+        path = self.uploads / segment
         received = 0
         try:
-            async with aiofiles.open(path, "r+b") as out:
-                await out.truncate(offset)
-                await out.seek(offset)
+            async with aiofiles.open(path, "xb") as out:
                 async for piece in chunks:
                     received += len(piece)
                     if received > length:
@@ -115,27 +124,68 @@ class LocalObjectStore:
                     raise IncompleteBody(length, received)
                 await out.flush()
                 await asyncio.to_thread(os.fsync, out.fileno())
-        except FileNotFoundError:
-            raise ObjectNotFound(state["file"]) from None
-        except OSError as exc:
-            raise BackendUnavailable("local", str(exc)) from exc
-        return state
+        except BaseException as exc:
+            await asyncio.shield(asyncio.to_thread(_unlink, path))
+            if isinstance(exc, OSError):
+                raise BackendUnavailable("local", str(exc)) from exc
+            raise
+        return {**state, "size": offset + length, "pending": [segment, offset, length]}
+
+    async def _merge(self, state: UploadState) -> None:
+        """Copy the state's committed segment into the upload file (idempotent)."""
+        if state.get("pending"):
+            segment, offset, _ = state["pending"]
+            try:
+                await asyncio.to_thread(_copy_segment, self.uploads / segment, self.uploads / state["file"], offset)
+            except FileNotFoundError:
+                raise ObjectNotFound(state["file"]) from None
+            except OSError as exc:
+                raise BackendUnavailable("local", str(exc)) from exc
 
     async def complete(self, state: UploadState) -> ObjectInfo:
         path = self._path(state["key"])
         await aiofiles.os.makedirs(path.parent, exist_ok=True)
-        source = self.uploads / state["file"]
-        if await aiofiles.os.path.exists(source):
-            await aiofiles.os.replace(source, path)
-        elif not await aiofiles.os.path.exists(path):  # a retried complete finds it in place
-            raise ObjectNotFound(state["key"])
-        return await self.stat(state["key"])
+        # Concurrent or retried completes all end here; whoever renames first wins and
+        # the others find the object in place (only committed bytes are ever copied).
+        with contextlib.suppress(ObjectNotFound):
+            await self._merge(state)
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.replace(self.uploads / state["file"], path)
+        info = await self.stat(state["key"])
+        if state.get("size") is not None and info.size != state["size"]:
+            raise BackendUnavailable("local", f"{state['key']} has {info.size} bytes, expected {state['size']}")
+        return info
 
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
-        pass  # appends go to one file in place: nothing is staged
+        dropped = drop.get("pending")
+        if dropped and dropped != keep.get("pending"):
+            await asyncio.to_thread(_unlink, self.uploads / dropped[0])
+        with contextlib.suppress(ObjectNotFound):
+            await self._merge(keep)
 
     async def abort(self, state: UploadState) -> None:
-        try:
-            await aiofiles.os.remove(self.uploads / state["file"])
-        except FileNotFoundError:
-            pass
+        await asyncio.to_thread(_remove_upload, self.uploads, state["file"])
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _copy_segment(segment: Path, target: Path, offset: int) -> None:
+    try:
+        source = open(segment, "rb")
+    except FileNotFoundError:
+        return  # copied before: segments are deleted only after their copy is durable
+    with source, open(target, "r+b") as out:
+        out.seek(offset)
+        shutil.copyfileobj(source, out, COPY_PIECE)
+        out.flush()
+        os.fsync(out.fileno())
+    _unlink(segment)
+
+
+def _remove_upload(folder: Path, name: str) -> None:
+    """The upload file and every segment of it, committed or left by a failed attempt."""
+    for path in [folder / name, *folder.glob(f"{name}.*")]:
+        _unlink(path)

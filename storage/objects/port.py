@@ -7,8 +7,16 @@ session document, so any gateway instance can continue any upload: the adapter
 holds nothing between calls.
 
 An append either stores all ``length`` bytes durably and returns the new state, or
-raises and leaves the previous state valid (bytes it wrote are ignored and later
-overwritten or cleaned up by ``abort``).
+raises and leaves the previous state valid (bytes it wrote are ignored and cleaned
+up by ``cleanup`` or ``abort``).
+
+Fencing: the core serializes writers with a lease, but a writer can stall past its
+lease while another one commits the same range. So an append never changes bytes
+that a committed state points at: each attempt writes where only its own new state
+points (a fresh segment file, a fresh staged key, an S3 part number no other attempt
+uses), and only the core's compare-and-set decides which new state becomes the
+committed one. ``fence`` is the lease's epoch, strictly increasing per upload, for
+adapters that need a unique number per attempt.
 """
 from __future__ import annotations
 
@@ -74,11 +82,13 @@ class ObjectStore(Protocol):
     # resumable upload targets
     async def begin(self, key: str, content_type: str) -> UploadState: ...
 
-    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int) -> UploadState:
-        """Store exactly ``length`` bytes at ``offset`` (== bytes stored so far)."""
+    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
+                     fence: int) -> UploadState:
+        """Store exactly ``length`` bytes at ``offset`` (== bytes stored so far), fenced as above."""
 
     async def complete(self, state: UploadState) -> ObjectInfo:
-        """Turn the appended bytes into the object at the state's key."""
+        """Turn the appended bytes into the object at the state's key. Idempotent: a
+        retried or concurrent complete of the same state returns the same object."""
 
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
         """Delete what ``drop`` references and ``keep`` does not.

@@ -10,7 +10,16 @@ is written at most twice (write amplification <= 2x), and memory per upload is
 below one part. The state that ties it together lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
-     "parts": [[number, etag], ...], "staged": [[key, size], ...], "size"}
+     "parts": [[number, etag], ...], "staged": [[key, size], ...], "size",
+     "next_part", "fence"}
+
+Fencing. On AWS the last upload of a part number wins, so a writer that stalled
+past its lease must never upload a part number that another attempt may commit.
+Part numbers come from the lease epoch (``fence``): an attempt on a state committed
+at epoch F uses ``next_part + (fence - F - 1)``, so every attempt since that commit
+gets its own number, numbers only grow with the offset, and a commit moves
+``next_part`` past every number handed out so far. Only abandoned attempts skip
+numbers; staged keys are fresh per attempt anyway.
 """
 from __future__ import annotations
 
@@ -32,6 +41,7 @@ STAGING = "_staging"
 # a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
 STAGED_CACHE_BYTES = 32 * 1024 * 1024
 READ_PIECE = 256 * 1024
+MAX_PART_NUMBER = 10_000  # S3's limit
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -138,22 +148,26 @@ class S3ObjectStore:
         with _translated(key):
             mpu = await self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
         return {"key": key, "content_type": content_type, "mpu": mpu["UploadId"], "token": uuid.uuid4().hex,
-                "parts": [], "staged": [], "size": 0}
+                "parts": [], "staged": [], "size": 0, "next_part": 1, "fence": 0}
 
-    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int) -> UploadState:
+    async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
+                     fence: int) -> UploadState:
+        number = _part_number(state, fence)
         staged_size = sum(size for _, size in state["staged"])
         if staged_size + length < self.part_size:
             data = b"".join([piece async for piece in read_exactly(chunks, length, length or 1)])
             staged = await self._stage(state, offset, data)
-            return {**state, "staged": state["staged"] + [staged], "size": offset + length}
+            return {**state, "staged": state["staged"] + [staged], "size": offset + length,
+                    "next_part": number, "fence": fence}
 
         # Enough for a part: the staged bytes (fetched together, less than one part)
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
         # client and sending to S3 overlap and nothing bigger than a piece is held.
         staged = await self._read_staged(state)
         body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
-        part = await self._upload_part(state, len(state["parts"]) + 1, body, staged_size + length)
-        return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
+        part = await self._upload_part(state, number, body, staged_size + length)
+        return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length,
+                "next_part": number + 1, "fence": fence}
 
     async def _read(self, key: str) -> bytes:
         return await (await self.get(key)).read_all()
@@ -188,27 +202,40 @@ class S3ObjectStore:
 
     async def complete(self, state: UploadState) -> ObjectInfo:
         with contextlib.suppress(ObjectNotFound):
-            done = await self.stat(state["key"])
-            if done.size == state["size"]:
-                return done  # a retried complete: the first one got this far
+            return await self._finished(state)  # a retried complete: the first one got this far
+        try:
+            return await self._complete(state)
+        except ObjectNotFound:
+            # NoSuchUpload or staged bytes gone: a concurrent complete finished first
+            # (it deletes the staging only after S3 has the object).
+            for delay in (0.1, 0.3, 1.0):
+                with contextlib.suppress(ObjectNotFound):
+                    return await self._finished(state)
+                await asyncio.sleep(delay)
+            raise
+
+    async def _finished(self, state: UploadState) -> ObjectInfo:
+        done = await self.stat(state["key"])
+        if done.size != state["size"]:
+            raise ObjectNotFound(state["key"])
+        return done
+
+    async def _complete(self, state: UploadState) -> ObjectInfo:
         parts = list(state["parts"])
         if state["staged"]:
+            # No attempt can follow the last commit, so next_part is free; concurrent
+            # completes upload the same bytes under it.
             data = b"".join(await self._read_staged(state))
-            parts.append(await self._upload_part(state, len(parts) + 1, data, len(data)))
+            parts.append(await self._upload_part(state, _part_number(state, state["fence"] + 1), data,
+                                                 len(data)))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])
-        try:
-            with _translated(state["key"]):
-                await self._s3.complete_multipart_upload(
-                    Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
-                )
-        except ObjectNotFound:  # NoSuchUpload: a concurrent complete finished it first
-            done = await self.stat(state["key"])
-            if done.size != state["size"]:
-                raise
-            return done
+        with _translated(state["key"]):
+            await self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            )
         await self._delete_staging(state)
         return await self.stat(state["key"])
 
@@ -236,6 +263,14 @@ class S3ObjectStore:
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:
                     await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def _part_number(state: UploadState, fence: int) -> int:
+    number = state["next_part"] + (fence - state["fence"] - 1)
+    if not 1 <= number <= MAX_PART_NUMBER:
+        raise BackendUnavailable("s3", f"part number {number} is outside 1..{MAX_PART_NUMBER}; "
+                                 "too many abandoned attempts, start a new upload")
+    return number
 
 
 async def _prefixed(first: list[bytes], rest: Chunks) -> AsyncIterator[bytes]:
