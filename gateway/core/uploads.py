@@ -27,6 +27,7 @@ import rehashes
 from gateway.core import clock
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
+from gateway.core.names import safe_filename
 from storage.documents.port import DocumentStore
 from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 
@@ -34,8 +35,6 @@ log = logging.getLogger("gateway.uploads")
 
 LEASE_SECONDS = 120.0
 RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$")
-# Titles keep Unicode and spaces; only path separators, quotes and control characters go.
-UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"/\\<>:|?*]+')
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,6 @@ def _md5_dump(md5: rehashes.PyMd5) -> str:
 
 def _md5_load(text: str) -> rehashes.PyMd5:
     return rehashes.PyMd5.deserialize(base64.b64decode(text))
-
-
-def safe_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = UNSAFE_NAME.sub("_", base).strip(" ._")[:120]
-    return cleaned or "file"
 
 
 class Uploads:
