@@ -1,7 +1,13 @@
-"""Helpers every dialect's handlers share: auth, small request bodies, URLs."""
+"""Helpers every dialect's handlers share: auth, small request bodies, URLs, ids and paging.
+
+Numbers from clients are ASCII digits only: ``str.isdigit()`` takes ``²`` (which
+``int()`` refuses) and ``int()`` reads ``٣`` as 3, so neither is used on input.
+"""
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +17,64 @@ from gateway.core.errors import bad_request, field_error, unauthorized
 from gateway.keys import SETTINGS, USERS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ASCII_DIGITS = re.compile(r"[0-9]+")
+# Deeper JSON than any request here needs; past Python's recursion limit the parser
+# raises RecursionError, and deep values would strain every later walk of the body.
+MAX_JSON_DEPTH = 64
+# What the document stores hold (SQLite INTEGER, BSON int64); larger ints overflow there.
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+class NumberOutOfRange(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # checked before int(), which is quadratic in the digits
+        raise NumberOutOfRange(text[:20])
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise NumberOutOfRange(text)
+    return value
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise NumberOutOfRange(text[:20])
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise NumberOutOfRange(name)  # NaN and Infinity are not JSON (RFC 8259)
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:  # iterative: a recursive walk would fail on the very input it guards against
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A client's JSON document; bad syntax, deep nesting and numbers out of range are a 400.
+    The body's size is already capped by the app's ``client_max_size``."""
+    try:
+        body = json.loads(raw, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except NumberOutOfRange:
+        raise bad_request("number_out_of_range",
+                          "numbers must be finite and integers must fit in 64 bits") from None
+    except RecursionError:
+        raise bad_request("malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("malformed_json", "the body is not valid JSON") from None
+    if isinstance(body, (dict, list)) and _too_deep(body, MAX_JSON_DEPTH):
+        raise bad_request("malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return body
 
 
 async def require_user(request: web.Request) -> User:
@@ -31,10 +95,7 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("malformed_json", "the body is not valid JSON") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise bad_request("malformed_json", "the body must be a JSON object")
     return body
@@ -46,24 +107,30 @@ def base_url(request: web.Request) -> str:
 
 
 def int_id(raw: str, what: str = "id") -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if len(raw) > 18 or not ASCII_DIGITS.fullmatch(raw):  # 18 digits always fit in 64 bits
         raise bad_request("invalid_id", f"{what} must be a positive integer")
     return int(raw)
 
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_OFFSET = 10 ** 18  # past any collection, and still a 64-bit integer for the stores
+
+
+def _count_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name, "")
+    if not raw:
+        return default
+    if not ASCII_DIGITS.fullmatch(raw):
+        raise field_error(name, "must be a non-negative integer")
+    return int(raw) if len(raw) <= 18 else MAX_OFFSET  # no int() of a 5000-digit value
 
 
 def page_params(request: web.Request) -> tuple[int, int]:
-    """DRF LimitOffsetPagination: ``limit`` (default 20, at most 100) and ``offset``."""
-    values = []
-    for name, default in (("limit", DEFAULT_LIMIT), ("offset", 0)):
-        raw = request.query.get(name, "")
-        if raw and not raw.isdigit():
-            raise field_error(name, "must be a non-negative integer")
-        values.append(int(raw) if raw else default)
-    limit, offset = values
-    return min(limit, MAX_LIMIT) or DEFAULT_LIMIT, offset
+    """DRF LimitOffsetPagination: ``limit`` (default 20, at most 100) and ``offset``; as in DRF a
+    larger limit means the maximum and an offset past the end an empty page."""
+    limit = _count_param(request, "limit", DEFAULT_LIMIT)
+    offset = _count_param(request, "offset", 0)
+    return min(limit, MAX_LIMIT) or DEFAULT_LIMIT, min(offset, MAX_OFFSET)
 
 
 def page(request: web.Request, total: int, limit: int, offset: int, results: list) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 log = logging.getLogger("gateway.uploads")
 
 LEASE_SECONDS = 120.0
-RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$")
+# ASCII digits only (\d takes any script's digits), and at most 19 of them so int() stays cheap.
+RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\s*$")
 
 
 @dataclass(frozen=True)
