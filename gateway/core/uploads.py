@@ -36,6 +36,7 @@ log = logging.getLogger("gateway.uploads")
 LEASE_SECONDS = 120.0
 # ASCII digits only (\d takes any script's digits), and at most 19 of them so int() stays cheap.
 RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\s*$")
+MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,13 @@ class Uploads:
         if session["offset"] != session["total"]:
             raise bad_request("upload_incomplete", f"{session['total'] - session['offset']} bytes are missing",
                               offset=session["offset"])
+        md5 = (md5 or "").strip().lower()
+        if not md5:
+            raise bad_request("md5_required", "md5 (hex of the whole file) is required", offset=session["offset"])
+        if not MD5_HEX.fullmatch(md5):
+            raise bad_request("invalid_md5", "md5 must be 32 hexadecimal digits", offset=session["offset"])
         actual = self.md5_of(session)
-        if not md5 or actual != md5.strip().lower():
+        if actual != md5:
             raise bad_request("md5_mismatch", "md5 does not match the uploaded bytes", offset=session["offset"])
         info = await self.objects.complete(session["target"])
         return session, info
