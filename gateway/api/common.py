@@ -5,76 +5,18 @@ Numbers from clients are ASCII digits only: ``str.isdigit()`` takes ``²`` (whic
 """
 from __future__ import annotations
 
-import json
-import math
 import re
 from typing import Any
 
 from aiohttp import web
 
+from gateway.core import json_input
 from gateway.core.auth import User
 from gateway.core.errors import bad_request, field_error, unauthorized
 from gateway.keys import SETTINGS, USERS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ASCII_DIGITS = re.compile(r"[0-9]+")
-# Deeper JSON than any request here needs; past Python's recursion limit the parser
-# raises RecursionError, and deep values would strain every later walk of the body.
-MAX_JSON_DEPTH = 64
-# What the document stores hold (SQLite INTEGER, BSON int64); larger ints overflow there.
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-
-
-class NumberOutOfRange(ValueError):
-    pass
-
-
-def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > 19:  # checked before int(), which is quadratic in the digits
-        raise NumberOutOfRange(text[:20])
-    value = int(text)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise NumberOutOfRange(text)
-    return value
-
-
-def _json_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses as inf
-        raise NumberOutOfRange(text[:20])
-    return value
-
-
-def _json_constant(name: str) -> Any:
-    raise NumberOutOfRange(name)  # NaN and Infinity are not JSON (RFC 8259)
-
-
-def _too_deep(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:  # iterative: a recursive walk would fail on the very input it guards against
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-def parse_json(raw: bytes | str) -> Any:
-    """A client's JSON document; bad syntax, deep nesting and numbers out of range are a 400.
-    The body's size is already capped by the app's ``client_max_size``."""
-    try:
-        body = json.loads(raw, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
-    except NumberOutOfRange:
-        raise bad_request("number_out_of_range",
-                          "numbers must be finite and integers must fit in 64 bits") from None
-    except RecursionError:
-        raise bad_request("malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("malformed_json", "the body is not valid JSON") from None
-    if isinstance(body, (dict, list)) and _too_deep(body, MAX_JSON_DEPTH):
-        raise bad_request("malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
-    return body
 
 
 async def require_user(request: web.Request) -> User:
@@ -95,7 +37,10 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
-    body = parse_json(raw)
+    try:
+        body = json_input.loads(raw)  # the size is capped by the app's client_max_size
+    except json_input.MalformedJson as exc:
+        raise bad_request(exc.code, f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("malformed_json", "the body must be a JSON object")
     return body

@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from gateway.keys import DOCUMENTS
-from tests.chunking import CHUNK, COMPLETE, chunk_form, path_of, upload_chunks, upload_media
+from tests.chunking import CHUNK, COMPLETE, chunk_form, complete, path_of, upload_chunks, upload_media
 from tests.media_files import pdf_like
 
 STATUS = "/api/v2/status/"
