@@ -62,14 +62,14 @@ async def test_deeply_nested_json_is_malformed(api, raw):
 
 HUGE_NUMBERS = [
     '{"action": "x", "categories": [100000000000000000000000]}',
-    '{"action": "x", "categories": [-100000000000000000000000]}',
+    '{"action": "x", "categories": [], "medias": [-100000000000000000000000]}',
     '{"action": "x", "categories": [' + "9" * 5000 + "]}",
     '{"action": "x", "categories": [], "location": {"location": "", "lat": 1e999, "lng": 0}}',
     '{"action": "x", "categories": [], "location": {"location": "", "lat": NaN, "lng": 0}}',
 ]
 
 
-@pytest.mark.parametrize("raw", HUGE_NUMBERS, ids=["1e23", "-1e23", "5000-digits", "inf", "nan"])
+@pytest.mark.parametrize("raw", HUGE_NUMBERS, ids=["1e23", "medias-1e23", "5000-digits", "inf", "nan"])
 async def test_absurd_numbers_are_refused(api, raw):
     client, staff = api
     reply = await client.post(STATUS, data=raw, headers={**staff["auth"], "Content-Type": "application/json"})
