@@ -23,6 +23,7 @@ from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, ME
                           SETTINGS, STATUSES, TAGS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
+from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
@@ -89,6 +90,7 @@ async def _workers(app: web.Application):
 def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                objects: ObjectStore | None = None) -> web.Application:
     app = web.Application(middlewares=[observe, errors], client_max_size=1024 * 1024)
+    app.middlewares.insert(0, accept_either_slash)  # outermost: it re-runs the others for the other path
     app[SETTINGS] = settings
     app[DOCUMENTS] = documents or backends.document_store(settings)
     app[OBJECTS] = objects or backends.object_store(settings)

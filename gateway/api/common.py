@@ -1,16 +1,22 @@
-"""Helpers every dialect's handlers share: auth, small request bodies, URLs."""
+"""Helpers every dialect's handlers share: auth, small request bodies, URLs, ids and paging.
+
+Numbers from clients are ASCII digits only: ``str.isdigit()`` takes ``²`` (which
+``int()`` refuses) and ``int()`` reads ``٣`` as 3, so neither is used on input.
+"""
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from aiohttp import web
 
+from gateway.core import json_input
 from gateway.core.auth import User
 from gateway.core.errors import bad_request, field_error, unauthorized
 from gateway.keys import SETTINGS, USERS
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 async def require_user(request: web.Request) -> User:
@@ -32,9 +38,9 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("malformed_json", "the body is not valid JSON") from None
+        body = json_input.loads(raw)  # the size is capped by the app's client_max_size
+    except json_input.MalformedJson as exc:
+        raise bad_request(exc.code, f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("malformed_json", "the body must be a JSON object")
     return body
@@ -46,24 +52,30 @@ def base_url(request: web.Request) -> str:
 
 
 def int_id(raw: str, what: str = "id") -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if len(raw) > 18 or not ASCII_DIGITS.fullmatch(raw):  # 18 digits always fit in 64 bits
         raise bad_request("invalid_id", f"{what} must be a positive integer")
     return int(raw)
 
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_OFFSET = 10 ** 18  # past any collection, and still a 64-bit integer for the stores
+
+
+def _count_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name, "")
+    if not raw:
+        return default
+    if not ASCII_DIGITS.fullmatch(raw):
+        raise field_error(name, "must be a non-negative integer")
+    return int(raw) if len(raw) <= 18 else MAX_OFFSET  # no int() of a 5000-digit value
 
 
 def page_params(request: web.Request) -> tuple[int, int]:
-    """DRF LimitOffsetPagination: ``limit`` (default 20, at most 100) and ``offset``."""
-    values = []
-    for name, default in (("limit", DEFAULT_LIMIT), ("offset", 0)):
-        raw = request.query.get(name, "")
-        if raw and not raw.isdigit():
-            raise field_error(name, "must be a non-negative integer")
-        values.append(int(raw) if raw else default)
-    limit, offset = values
-    return min(limit, MAX_LIMIT) or DEFAULT_LIMIT, offset
+    """DRF LimitOffsetPagination: ``limit`` (default 20, at most 100) and ``offset``; as in DRF a
+    larger limit means the maximum and an offset past the end an empty page."""
+    limit = _count_param(request, "limit", DEFAULT_LIMIT)
+    offset = _count_param(request, "offset", 0)
+    return min(limit, MAX_LIMIT) or DEFAULT_LIMIT, min(offset, MAX_OFFSET)
 
 
 def page(request: web.Request, total: int, limit: int, offset: int, results: list) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from gateway.core.sniff import SAFE_INLINE_IMAGES
 from gateway.keys import MEDIA, OBJECTS
 
 routes = web.RouteTableDef()
-SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+SINGLE_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits: \d would take any script's
+BEYOND_ANY_FILE = 10 ** 19  # what a position of more than 19 digits means, without int() of 5000 digits
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 19 else BEYOND_ANY_FILE
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -29,9 +34,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None  # multiple ranges or a syntax we ignore: RFC 9110 lets us send 200
     first, last = match.groups()
     if first == "":
-        start, end = max(size - int(last), 0), size - 1
+        start, end = max(size - _position(last), 0), size - 1
     else:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        start, end = _position(first), min(_position(last), size - 1) if last else size - 1
     if start >= size or start > end:
         raise GatewayError(416, "range_not_satisfiable", "requested range is outside the file",
                            headers={"Content-Range": f"bytes */{size}"})

@@ -18,6 +18,7 @@ from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, 
 from gateway.core import clock
 from gateway.core.auth import User
 from gateway.core.errors import bad_request, field_error, forbidden, not_found, upload_too_large
+from gateway.core.names import visible_text
 from gateway.keys import MEDIA, METRICS, SETTINGS, USERS
 
 routes = web.RouteTableDef()
@@ -71,8 +72,10 @@ async def require_manager(request: web.Request) -> User:
 
 
 async def load(request: web.Request) -> dict[str, Any]:
+    """The file behind the path's id; link and embed media have no file (no ``key``), so they
+    are as absent here as in the list, whoever owns them."""
     media = await request.app[MEDIA].documents.get("media", int_id(request.match_info["id"]))
-    if media is None:
+    if media is None or media.get("key") is None:
         raise not_found("file")
     return media
 
@@ -123,12 +126,13 @@ async def create_file(request: web.Request) -> web.Response:
     finally:
         if spool is not None:
             spool.close()
+    request.app[METRICS].bytes_received.inc(length)
     request.app[METRICS].uploads_completed.inc()
     return web.json_response(await file_json(request, media), status=201)
 
 
 def _checked_name(name: str) -> str:
-    name = name.strip()
+    name = visible_text(name).strip()  # no bidi overrides making "x\u202efdp.exe" show as "xexe.pdf"
     if not name:
         raise field_error("name", "This field may not be blank.", "blank")
     if len(name) > MAX_NAME:
@@ -167,5 +171,5 @@ async def update_file(request: web.Request) -> web.Response:
 @routes.delete("/api/media/files/{id}")
 async def delete_file(request: web.Request) -> web.Response:
     user = await require_manager(request)
-    await request.app[MEDIA].delete(user, int_id(request.match_info["id"]), manager=True)
+    await request.app[MEDIA].delete(user, (await load(request))["id"], manager=True)
     return web.Response(status=204)

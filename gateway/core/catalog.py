@@ -47,10 +47,18 @@ def _bool(value: Any) -> bool:
     raise ValueError("Must be a valid boolean.")
 
 
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # a Django IntegerField's range, as DRF validates it
+_INTEGER = re.compile(r"\s*-?[0-9]{1,19}\s*")  # ASCII digits: str.isdigit() takes "²", int() reads "٣" as 3
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("A valid integer is required.")
-    return int(value)
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError(f"Ensure this value is between {INT32_MIN} and {INT32_MAX}.")
+    return value
 
 
 def _color(value: Any) -> str:

@@ -20,10 +20,12 @@ MAX_TEXT = 10_000
 MAX_ACTION = 50
 WRITABLE = ("action", "text", "categories", "medias", "location", "addressing")
 REQUIRED_ON_PUT = ("action", "categories")
+MAX_ID = 2 ** 63 - 1  # the stores' integer range: a larger id cannot exist and overflows SQLite and BSON
 
 
 def _ids(field: str, value: Any) -> list[int]:
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_ID
+                                              for v in value):
         raise field_error(field, "Expected a list of integer ids.")
     return list(dict.fromkeys(value))  # keep the given order, drop repeats
 

@@ -27,15 +27,16 @@ import rehashes
 from gateway.core import clock
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
+from gateway.core.names import safe_filename
 from storage.documents.port import DocumentStore
 from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 
 log = logging.getLogger("gateway.uploads")
 
 LEASE_SECONDS = 120.0
-RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$")
-# Titles keep Unicode and spaces; only path separators, quotes and control characters go.
-UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"/\\<>:|?*]+')
+# ASCII digits only (\d takes any script's digits), and at most 19 of them so int() stays cheap.
+RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\s*$")
+MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,6 @@ def _md5_dump(md5: rehashes.PyMd5) -> str:
 
 def _md5_load(text: str) -> rehashes.PyMd5:
     return rehashes.PyMd5.deserialize(base64.b64decode(text))
-
-
-def safe_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = UNSAFE_NAME.sub("_", base).strip(" ._")[:120]
-    return cleaned or "file"
 
 
 class Uploads:
@@ -198,8 +193,13 @@ class Uploads:
         if session["offset"] != session["total"]:
             raise bad_request("upload_incomplete", f"{session['total'] - session['offset']} bytes are missing",
                               offset=session["offset"])
+        md5 = (md5 or "").strip().lower()
+        if not md5:
+            raise bad_request("md5_required", "md5 (hex of the whole file) is required", offset=session["offset"])
+        if not MD5_HEX.fullmatch(md5):
+            raise bad_request("invalid_md5", "md5 must be 32 hexadecimal digits", offset=session["offset"])
         actual = self.md5_of(session)
-        if not md5 or actual != md5.strip().lower():
+        if actual != md5:
             raise bad_request("md5_mismatch", "md5 does not match the uploaded bytes", offset=session["offset"])
         info = await self.objects.complete(session["target"])
         return session, info
