@@ -84,7 +84,8 @@ class MediaJobs:
     """Enqueues processing for media events and runs the ``probe`` and ``thumbnails`` jobs."""
 
     def __init__(self, documents: DocumentStore, objects: ObjectStore, queue: JobQueue, executor: Executor | None,
-                 *, thumbnail_sizes: tuple[int, ...], max_pixels: int, decode_memory: int = 512 * 1024 * 1024) -> None:
+                 *, thumbnail_sizes: tuple[int, ...], max_pixels: int,
+                 decode_memory: int = 512 * 1024 * 1024) -> None:
         self.documents = documents
         self.objects = objects
         self.queue = queue
@@ -191,7 +192,8 @@ class MediaJobs:
                 await self.objects.delete(thumb["key"])
 
 
-def _thumbnails_then_trim(path: Path, sizes: tuple[int, ...], max_pixels: int, *, trim: bool) -> list[imaging.Thumbnail]:
+def _thumbnails_then_trim(path: Path, sizes: tuple[int, ...], max_pixels: int, *,
+                          trim: bool) -> list[imaging.Thumbnail]:
     try:
         return imaging.make_thumbnails(path, sizes, max_pixels=max_pixels)
     finally:  # the decoded pixels are gone once make_thumbnails returns
