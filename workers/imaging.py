@@ -171,10 +171,10 @@ def decode_cost(path: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, *, max
 def _peak_bytes_per_pixel(mode: str, transparency: bool) -> int:
     """Bytes per decoded pixel held at once: the decode itself, the full-size copy
     _normalize_mode makes, the one _prepare_for makes to flatten alpha, and about two
-    more for resampling intermediates (measured on 24-49 megapixel images). Pillow stores 1, L and P at 1 byte a pixel,
-    I;16 at 2 and every other mode at 4."""
+    more for resampling intermediates (measured on 24-49 megapixel images). Pillow
+    stores 1, L and P at 1 byte a pixel, I;16 at 2 and every other mode at 4."""
     decoded = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
-    if mode in ("L", "RGB") and not transparency or mode in ("LA", "RGBA"):
+    if (mode in ("L", "RGB") and not transparency) or mode in ("LA", "RGBA"):
         converted = 0
     elif mode.startswith("I;16"):
         converted = 1  # straight to L, a band at a time
