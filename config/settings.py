@@ -55,6 +55,9 @@ class Settings:
     job_backoff: float = _setting(2.0, "GATEWAY_JOB_BACKOFF", "first retry delay in seconds; doubles each try")
     thumbnail_sizes: str = _setting("64,128,512,1080", "GATEWAY_THUMBNAIL_SIZES", "bounding squares in px")
     max_image_pixels: int = _setting(50_000_000, "GATEWAY_MAX_IMAGE_PIXELS", "larger images are not decoded")
+    decode_memory: int = _setting(512 * MiB, "GATEWAY_DECODE_MEMORY",
+                                  "bytes all concurrent image decodes of this process may hold (estimated from "
+                                  "headers); an image needing more runs alone")
     fetch_allow: str = _setting("", "GATEWAY_FETCH_ALLOW",
                                 "host:port pairs server-side fetches may reach even if private (tests)")
     fetch_timeout: float = _setting(5.0, "GATEWAY_FETCH_TIMEOUT", "seconds a link preview may take before replying")
@@ -88,6 +91,7 @@ class Settings:
             "job_backoff": self.job_backoff >= 0 or "must not be negative",
             "thumbnail_sizes": _sizes_ok(self.thumbnail_sizes) or "must be comma-separated pixel sizes, 1-4096",
             "max_image_pixels": self.max_image_pixels > 0 or "must be positive",
+            "decode_memory": self.decode_memory > 0 or "must be positive",
             "fetch_allow": _allow_ok(self.fetch_allow) or "must be comma-separated host:port pairs",
             "fetch_timeout": self.fetch_timeout > 0 or "must be positive",
             "fetch_max_page": self.fetch_max_page > 0 or "must be positive",

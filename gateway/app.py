@@ -102,7 +102,8 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[JOBS] = JobQueue(app[DOCUMENTS], lease_seconds=settings.job_lease, max_attempts=settings.job_attempts,
                          backoff_seconds=settings.job_backoff)
     app[MEDIA_JOBS] = MediaJobs(app[DOCUMENTS], app[OBJECTS], app[JOBS], None,
-                                thumbnail_sizes=settings.thumbnail_size_list, max_pixels=settings.max_image_pixels)
+                                thumbnail_sizes=settings.thumbnail_size_list, max_pixels=settings.max_image_pixels,
+                                decode_memory=settings.decode_memory)
     app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
     app[CATEGORIES] = Catalog(app[DOCUMENTS], catalog_kinds.CATEGORIES)
     app[TAGS] = Catalog(app[DOCUMENTS], catalog_kinds.TAGS)

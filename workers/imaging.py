@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -16,9 +17,10 @@ from typing import BinaryIO
 import magic
 from PIL import Image, ImageFile
 
+from gateway.core import sniff
 from gateway.core.sniff import kind_for_mime
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+ACCEPTED_FORMATS = sniff.RASTER_FORMATS
 DEFAULT_SIZES = (64, 128, 512, 1080)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -30,8 +32,7 @@ _SNIFF_BYTES = 256 * 1024
 # integer reduce) down to about twice the target, then finish with LANCZOS.
 _REDUCING_GAP = 2.0
 
-_ORIENTATION_TAG = 0x0112
-_SWAPS_AXES = frozenset({5, 6, 7, 8})
+_SWAPS_AXES = sniff.SWAPS_AXES
 _TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -41,6 +42,12 @@ _TRANSPOSE_FOR_ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+# Decoder and encoder buffers (libjpeg, zlib, output) on top of the pixels, measured.
+_CODEC_BYTES = 16 * 1024 * 1024
+
+# Rows of a 16-bit image converted to 8 bits at a time (see _sixteen_bit_to_8bit).
+_BAND_BYTES = 4 * 1024 * 1024
 
 # What a decoder may raise on truncated or malformed pixel data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -94,9 +101,7 @@ def probe(path: str | Path, *, max_pixels: int = 50_000_000) -> Probe:
         except ImageRejected as exc:
             # Claims to be an image by its magic bytes, but no accepted decoder takes it.
             return Probe(mime, "image" if exc.reason == "too_many_pixels" else "other", size)
-        width, height = img.size
-        if _orientation(img) in _SWAPS_AXES:
-            width, height = height, width
+        width, height = sniff.oriented_size(img)  # the same numbers complete reported
         return Probe(mime, "image", size, width, height, img.mode)
 
 
@@ -145,6 +150,42 @@ def make_thumbnails(
     return [made[size] for size in boxes]
 
 
+def decode_cost(path: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, *, max_pixels: int = 50_000_000) -> int:
+    """Bytes of pixel memory make_thumbnails(path, sizes) holds at its peak, estimated
+    from the header alone (nothing is decoded), so a caller can budget memory across
+    concurrent decodes before starting one.
+
+    Raises ImageRejected as make_thumbnails would before decoding.
+    """
+    largest = max(_check_sizes(sizes))
+    with open(path, "rb") as fp:
+        img = _open(fp)
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageRejected("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+        _draft(img, largest)  # JPEGs decode scaled down: count what load() will really hold
+        width, height = img.size
+        return width * height * _peak_bytes_per_pixel(img.mode, "transparency" in img.info) + _CODEC_BYTES
+
+
+def _peak_bytes_per_pixel(mode: str, transparency: bool) -> int:
+    """Bytes per decoded pixel held at once: the decode itself, the full-size copy
+    _normalize_mode makes, the one _prepare_for makes to flatten alpha, and about two
+    more for resampling intermediates (measured on 24-49 megapixel images). Pillow
+    stores 1, L and P at 1 byte a pixel, I;16 at 2 and every other mode at 4."""
+    decoded = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    if (mode in ("L", "RGB") and not transparency) or mode in ("LA", "RGBA"):
+        converted = 0
+    elif mode.startswith("I;16"):
+        converted = 1  # straight to L, a band at a time
+    elif mode in ("I", "F"):
+        converted = 4 + 1  # point() at 32 bits, then L
+    else:
+        converted = 4
+    alpha = mode in ("LA", "RGBA", "PA") or transparency
+    return decoded + converted + (4 if alpha else 0) + 2
+
+
 def _check_sizes(sizes: tuple[int, ...]) -> list[int]:
     boxes = list(dict.fromkeys(sizes))
     if not boxes or any(not isinstance(s, int) or s < 1 for s in boxes):
@@ -153,45 +194,15 @@ def _check_sizes(sizes: tuple[int, ...]) -> list[int]:
 
 
 def _open(fp: BinaryIO) -> ImageFile.ImageFile:
-    """Image.open(fp, formats=ACCEPTED_FORMATS) without Pillow's MAX_IMAGE_PIXELS check.
-
-    Image.open warns above that process-wide limit and raises above twice it, before
-    the caller can even read the size: probe() could not report big images, and the
-    warning would escape into whatever warning filters the process has. Changing the
-    limit is global state shared with every other thread. So this runs the same
-    lookup as Image.open over the accepted plugins only, and callers apply their own
-    per-call limit to the header size.
-    """
-    prefix = fp.read(16)
-    for name in ACCEPTED_FORMATS:
-        if name not in Image.OPEN:
-            Image.init()  # WEBP and TIFF are not among the plugins Pillow preloads
-        factory, accept = Image.OPEN[name]
-        verdict = accept(prefix) if accept else True
-        if not verdict or isinstance(verdict, str):  # a str is Pillow's "looks like it, but unsupported"
-            continue
-        fp.seek(0)
-        try:
-            return factory(fp, "")
-        except Image.DecompressionBombError as exc:  # GIF frames are checked while opening
-            raise ImageRejected("too_many_pixels", str(exc)) from exc
-        except (SyntaxError, IndexError, TypeError, struct.error):
-            continue  # Image.open treats these as "not this format"; so do we
-        except (OSError, EOFError, ValueError) as exc:  # the header itself is cut short
-            raise ImageRejected("corrupt_image", f"cannot read the {name} header: {exc}") from exc
-    raise ImageRejected("not_an_image", "not a JPEG, PNG, GIF, WebP, BMP or TIFF image")
-
-
-def _orientation(img: Image.Image) -> int:
-    # A PNG's eXIf chunk may follow the pixel data, and Pillow's getexif() would then
-    # decode the whole image to reach it: when it is not in the header, assume none.
-    if img.format == "PNG" and "exif" not in img.info:
-        return 1
+    """The image opened header-only, over the accepted formats, without Pillow's
+    process-wide decompression-bomb check (see sniff.open_header)."""
     try:
-        value = img.getexif().get(_ORIENTATION_TAG, 1)
-    except _DECODE_ERRORS:
-        return 1  # broken EXIF must not make an otherwise fine image unusable
-    return value if isinstance(value, int) else 1
+        return sniff.open_header(fp)
+    except sniff.NotAnImage as exc:
+        raise ImageRejected(exc.reason, str(exc)) from exc
+
+
+_orientation = sniff.orientation
 
 
 def _decode(img: ImageFile.ImageFile, largest: int) -> tuple[tuple[float, ...] | None, int]:
@@ -202,17 +213,23 @@ def _decode(img: ImageFile.ImageFile, largest: int) -> tuple[tuple[float, ...] |
     """
     try:
         img.seek(0)  # animations: the first frame stands for the file
-        box = None
-        target = _fit(*img.size, largest)
-        if img.format in ("JPEG", "MPO") and target != img.size:
-            draft = img.draft(img.mode, (int(target[0] * _REDUCING_GAP), int(target[1] * _REDUCING_GAP)))
-            box = draft[1] if draft else None
+        box = _draft(img, largest)
         img.load()
         return box, _orientation(img)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from exc
     except _DECODE_ERRORS as exc:
         raise ImageRejected("corrupt_image", f"cannot decode image: {exc}") from exc
+
+
+def _draft(img: ImageFile.ImageFile, largest: int) -> tuple[float, ...] | None:
+    """Ask libjpeg to decode at the smallest DCT scale that still gives about twice
+    ``largest``; img.size becomes what load() will decode. Returns the crop box."""
+    target = _fit(*img.size, largest)
+    if img.format not in ("JPEG", "MPO") or target == img.size:
+        return None
+    draft = img.draft(img.mode, (int(target[0] * _REDUCING_GAP), int(target[1] * _REDUCING_GAP)))
+    return draft[1] if draft else None
 
 
 def _fit(width: int, height: int, box: int) -> tuple[int, int]:
@@ -247,13 +264,23 @@ def _to_8bit_gray(img: Image.Image) -> Image.Image:
     # white. 16-bit modes have a known range; 32-bit int and float data have none, so
     # those are stretched to their own extrema.
     if img.mode.startswith("I;16"):
-        scale, offset = 1 / 257, 0.0
-        img = img.convert("I")
-    else:
-        low, high = img.getextrema()
-        scale = 255 / (high - low) if high > low else 0.0
-        offset = -low * scale if high > low else min(max(low, 0), 255)
+        return _sixteen_bit_to_8bit(img)
+    low, high = img.getextrema()
+    scale = 255 / (high - low) if high > low else 0.0
+    offset = -low * scale if high > low else min(max(low, 0), 255)
     return img.point(lambda value: value * scale + offset).convert("L")
+
+
+def _sixteen_bit_to_8bit(img: Image.Image) -> Image.Image:
+    """The high byte of every sample (v >> 8, within 1 of v / 257), a band of rows at a
+    time: going through mode I would hold two full-size 32-bit copies, 4x the decode."""
+    raw_high_byte = "L;16B" if img.mode == "I;16B" or (img.mode == "I;16N" and sys.byteorder == "big") else "L;16"
+    out = Image.new("L", img.size)
+    rows = max(1, _BAND_BYTES // (2 * img.width))
+    for top in range(0, img.height, rows):
+        band = img.crop((0, top, img.width, min(top + rows, img.height)))
+        out.paste(Image.frombytes("L", band.size, band.tobytes(), "raw", raw_high_byte), (0, top))
+    return out
 
 
 def _has_visible_alpha(img: Image.Image) -> bool:

@@ -4,7 +4,9 @@ Events from the core enqueue a ``probe`` job; a probed image enqueues a
 ``thumbnails`` job, and so does a preview image set on a link media. Both read
 the stored bytes into a temporary file (images need random access; nothing is
 held whole in memory) and run Pillow in an executor so the event loop never
-stalls. Results are written with a compare-and-set on the media's source key: if
+stalls. Thumbnail decodes first reserve their estimated memory from the process's
+DecodeBudget (GATEWAY_DECODE_MEMORY), so peak memory does not grow with the number
+of workers. Results are written with a compare-and-set on the media's source key: if
 the file was replaced meanwhile, the stale result is dropped and the job for the
 new file does the work.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import tempfile
@@ -30,12 +33,14 @@ from storage.documents.port import DocumentStore
 from storage.errors import ObjectNotFound
 from storage.objects.port import ObjectStore
 from workers import imaging
+from workers.decode_budget import TRIM_ABOVE, DecodeBudget, release_freed_memory
 from workers.runner import PermanentError
 
 log = logging.getLogger("gateway.workers.media")
 
 THUMBNAIL_PREFIX = "thumbnails"
 PROBE_HEAD = 1024 * 1024  # libmagic reads 256 KiB; image headers almost always end well before 1 MiB
+WRITE_BATCH = 1024 * 1024  # bytes handed to the executor per disk write: few thread hops, little held
 
 
 def source_field(media: dict[str, Any]) -> str:
@@ -49,29 +54,45 @@ def thumbnail_key(media_id: int, size: int, extension: str) -> str:
 
 @contextlib.asynccontextmanager
 async def downloaded(objects: ObjectStore, key: str, end: int | None = None) -> AsyncIterator[Path]:
-    """The object (up to byte ``end``) in a temporary file, streamed piece by piece, removed afterwards."""
-    fd, name = tempfile.mkstemp(prefix="gateway-job-")
+    """The object (up to byte ``end``) in a temporary file, streamed piece by piece, removed afterwards.
+
+    Disk writes run in the default executor, a batch of pieces at a time: a slow or
+    busy disk must not stall the event loop (and every request with it)."""
+    loop = asyncio.get_running_loop()
+    fd, name = await loop.run_in_executor(None, functools.partial(tempfile.mkstemp, prefix="gateway-job-"))
     try:
-        with os.fdopen(fd, "wb") as out:
+        out = os.fdopen(fd, "wb")
+        try:
             body = await objects.get(key, 0, end)
+            batch: list[bytes] = []
+            batched = 0
             async for piece in body.chunks:
-                out.write(piece)
+                batch.append(piece)
+                batched += len(piece)
+                if batched >= WRITE_BATCH:
+                    await loop.run_in_executor(None, out.writelines, batch)
+                    batch, batched = [], 0
+            await loop.run_in_executor(None, out.writelines, batch)
+        finally:
+            await loop.run_in_executor(None, out.close)
         yield Path(name)
     finally:
-        os.unlink(name)
+        await loop.run_in_executor(None, os.unlink, name)  # a multi-GiB file takes a while to free
 
 
 class MediaJobs:
     """Enqueues processing for media events and runs the ``probe`` and ``thumbnails`` jobs."""
 
     def __init__(self, documents: DocumentStore, objects: ObjectStore, queue: JobQueue, executor: Executor | None,
-                 *, thumbnail_sizes: tuple[int, ...], max_pixels: int) -> None:
+                 *, thumbnail_sizes: tuple[int, ...], max_pixels: int,
+                 decode_memory: int = 512 * 1024 * 1024) -> None:
         self.documents = documents
         self.objects = objects
         self.queue = queue
         self.executor = executor
         self.thumbnail_sizes = thumbnail_sizes
         self.max_pixels = max_pixels
+        self.decode_budget = DecodeBudget(decode_memory)  # shared by every worker of this process
 
     @property
     def handlers(self) -> dict[str, Any]:
@@ -122,8 +143,7 @@ class MediaJobs:
             return {"skipped": "media gone or replaced"}
         async with downloaded(self.objects, media[source_field(media)]) as path:
             try:
-                made = await self._in_executor(imaging.make_thumbnails, path, self.thumbnail_sizes,
-                                               max_pixels=self.max_pixels)
+                made = await self._make_thumbnails(path)
             except imaging.ImageRejected as exc:
                 raise PermanentError(exc.reason, str(exc)) from None
         listed = []
@@ -136,6 +156,13 @@ class MediaJobs:
                            "etag": info.etag})
         await self._save(media, {"thumbnails": listed, "processing": "done", "processing_error": None})
         return {"thumbnails": [t["size"] for t in listed]}
+
+    async def _make_thumbnails(self, path: Path) -> list[imaging.Thumbnail]:
+        """Decode within the process's memory budget, then hand big decodes' memory back to the OS."""
+        cost = await self._in_executor(imaging.decode_cost, path, self.thumbnail_sizes, max_pixels=self.max_pixels)
+        async with self.decode_budget.reserve(cost):
+            return await self._in_executor(_thumbnails_then_trim, path, self.thumbnail_sizes, self.max_pixels,
+                                           trim=cost > TRIM_ABOVE)
 
     async def failed(self, job: Job, error: str) -> None:
         """The job gave up: show it on the media instead of leaving it pending forever."""
@@ -163,3 +190,12 @@ class MediaJobs:
         for thumb in media.get("thumbnails") or []:
             with contextlib.suppress(ObjectNotFound):
                 await self.objects.delete(thumb["key"])
+
+
+def _thumbnails_then_trim(path: Path, sizes: tuple[int, ...], max_pixels: int, *,
+                          trim: bool) -> list[imaging.Thumbnail]:
+    try:
+        return imaging.make_thumbnails(path, sizes, max_pixels=max_pixels)
+    finally:  # the decoded pixels are gone once make_thumbnails returns
+        if trim:
+            release_freed_memory()

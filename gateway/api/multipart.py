@@ -1,6 +1,7 @@
 """Reading multipart bodies piece by piece: file parts stream or spool, never load whole."""
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from typing import AsyncIterator
 
@@ -11,6 +12,7 @@ from gateway.core.errors import GatewayError, bad_request
 
 PIECE = 256 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
+SPOOL_BATCH = 1024 * 1024  # bytes per executor call when spooling: few thread hops, little held
 MAX_FIELD = 4096
 # What aiohttp's multipart parser raises on a malformed body.
 MALFORMED = (ValueError, AssertionError, HttpProcessingError)
@@ -26,23 +28,33 @@ async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
 
 
 async def spooled_chunks(spool) -> AsyncIterator[bytes]:
-    spool.seek(0)
-    while piece := spool.read(PIECE):
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, spool.seek, 0)
+    while piece := await loop.run_in_executor(None, spool.read, PIECE):
         yield piece
 
 
 async def spool_part(part: BodyPartReader, max_size: int,
                      too_large: GatewayError) -> tuple[tempfile.SpooledTemporaryFile, int]:
     """Hold a file part (in memory up to 1 MiB, then on disk) until the whole body is read;
-    ``too_large`` is raised as soon as it passes ``max_size``."""
+    ``too_large`` is raised as soon as it passes ``max_size``.
+
+    Disk writes (up to the 5 GiB upload limit) run in the default executor, a batch
+    of pieces at a time, so a slow disk never stalls the event loop."""
+    loop = asyncio.get_running_loop()
     spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
-    length = 0
+    length, batch, batched = 0, [], 0
     try:
         async for piece in part_chunks(part):
             length += len(piece)
             if length > max_size:
                 raise too_large
-            spool.write(piece)
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= SPOOL_BATCH:
+                await loop.run_in_executor(None, spool.writelines, batch)
+                batch, batched = [], 0
+        await loop.run_in_executor(None, spool.writelines, batch)
     except BaseException:
         spool.close()
         raise

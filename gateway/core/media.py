@@ -1,6 +1,7 @@
 """Media documents: created from finished uploads, read and deleted by their owners."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -52,8 +53,8 @@ class MediaService:
             raise bad_request("upload_complete", "this upload is already complete")
         session, info = await self.uploads.finish(session, md5)
         head = await (await self.objects.get(info.key, 0, sniff.HEAD_BYTES - 1)).read_all()
-        mime = sniff.mime_type(head)
-        size = sniff.image_size(head) if mime.startswith("image/") else None
+        # libmagic and Pillow are synchronous; the size is the oriented one the workers report too.
+        mime, size = await asyncio.get_running_loop().run_in_executor(None, sniff.describe_head, head)
         if kind in IMAGE_TYPES and size is None:
             raise bad_request("not_an_image", f"type {media_type} needs an image; the file is {mime}")
         if kind is AUTO:

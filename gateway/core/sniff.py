@@ -1,19 +1,27 @@
 """What a file is, from its first bytes: MIME type (libmagic) and image dimensions.
 
-Pillow's ``Image.open`` parses only the header, so dimensions come without
-decoding pixels; the head we read is enough for every format we accept as image.
+Images are opened header-only, so dimensions come without decoding pixels; the
+head we read is enough for every format we accept as image. Everything here is
+synchronous (libmagic, Pillow): async callers run it in an executor.
 """
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+from typing import BinaryIO
 
 import magic
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 HEAD_BYTES = 256 * 1024
 SAFE_INLINE_IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
 RASTER_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+
+ORIENTATION_TAG = 0x0112
+SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image by 90 degrees
+# What reading EXIF may raise on a broken block.
+_EXIF_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 def mime_type(head: bytes) -> str:
@@ -21,14 +29,73 @@ def mime_type(head: bytes) -> str:
 
 
 def image_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) of a raster image, or None if the head is not one we accept."""
+    """(width, height) of a raster image as it is shown (EXIF orientation applied),
+    or None if the head is not one we accept.
+
+    An image over Pillow's decompression-bomb limit is still an image: its size is
+    reported, and deciding what to decode is the workers' per-call pixel cap.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(head), formats=RASTER_FORMATS) as img:
-                return img.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        img = open_header(io.BytesIO(head))
+    except NotAnImage:
         return None
+    return oriented_size(img)
+
+
+def describe_head(head: bytes) -> tuple[str, tuple[int, int] | None]:
+    """(MIME type, shown image size or None) of a file's first bytes, in one executor call."""
+    mime = mime_type(head)
+    return mime, image_size(head) if mime.startswith("image/") else None
+
+
+def open_header(fp: BinaryIO) -> ImageFile.ImageFile:
+    """Image.open(fp, formats=RASTER_FORMATS) without Pillow's MAX_IMAGE_PIXELS check.
+
+    Image.open warns above that process-wide limit and raises above twice it, before
+    the caller can even read the size: big images could not be described, and the
+    warning would escape into whatever warning filters the process has. Changing the
+    limit is global state shared with every other thread. So this runs the same
+    lookup as Image.open over the accepted plugins only, and callers apply their own
+    per-call limit to the header size. Raises NotAnImage (not_an_image,
+    too_many_pixels for GIF frames checked while opening, corrupt_image).
+    """
+    prefix = fp.read(16)
+    for name in RASTER_FORMATS:
+        if name not in Image.OPEN:
+            Image.init()  # WEBP and TIFF are not among the plugins Pillow preloads
+        factory, accept = Image.OPEN[name]
+        verdict = accept(prefix) if accept else True
+        if not verdict or isinstance(verdict, str):  # a str is Pillow's "looks like it, but unsupported"
+            continue
+        fp.seek(0)
+        try:
+            return factory(fp, "")
+        except Image.DecompressionBombError as exc:  # GIF frames are checked while opening
+            raise NotAnImage("too_many_pixels", str(exc)) from exc
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # Image.open treats these as "not this format"; so do we
+        except (OSError, EOFError, ValueError) as exc:  # the header itself is cut short
+            raise NotAnImage("corrupt_image", f"cannot read the {name} header: {exc}") from exc
+    raise NotAnImage("not_an_image", "not a JPEG, PNG, GIF, WebP, BMP or TIFF image")
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) found in the header; 1 when there is none."""
+    # A PNG's eXIf chunk may follow the pixel data, and Pillow's getexif() would then
+    # decode the whole image to reach it: when it is not in the header, assume none.
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(ORIENTATION_TAG, 1)
+    except _EXIF_ERRORS:
+        return 1  # broken EXIF must not make an otherwise fine image unusable
+    return value if isinstance(value, int) else 1
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) as viewers show the image, which is what clients lay out."""
+    width, height = img.size
+    return (height, width) if orientation(img) in SWAPS_AXES else (width, height)
 
 
 _RASTER_MIME_TYPES = frozenset({

@@ -11,6 +11,7 @@ from gateway.keys import DOCUMENTS, OBJECTS
 from storage.errors import ObjectNotFound
 
 from tests.chunking import complete, path_of, processed, upload_chunks, upload_media
+from tests.large_images import bomb_png_bytes
 from tests.media_files import jpeg
 
 
@@ -88,3 +89,45 @@ async def test_image_header_past_the_probe_head_is_still_measured(stack):
     media = await processed(client, user["auth"], created["id"])
     assert (media["image_width"], media["image_height"], media["size"]) == (321, 123, len(data))
     assert media["processing"] == "done" and [t["size"] for t in media["thumbnails"]] == [64, 128, 512, 1080]
+
+
+async def test_exif_rotated_photo_reports_the_same_shown_size_at_complete_and_after(stack):
+    """Issue 8 A11: a camera photo stored 300x200 with EXIF Orientation 6 (rotate 90
+    degrees) is shown 200x300; complete's 201 used to say 300x200 and a later GET 200x300."""
+    client = await stack.client()
+    user = await stack.user(client)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(out, "JPEG", exif=exif.tobytes())
+    data = out.getvalue()
+    upload_id = await upload_chunks(client, user["auth"], data, filename="portrait.jpg")
+    reply = await complete(client, user["auth"], upload_id, data, "image")
+    created = await reply.json()
+    assert reply.status == 201, created
+    assert (created["image_width"], created["image_height"]) == (200, 300)
+    media = await processed(client, user["auth"], created["id"])
+    assert media["processing"] == "done", media
+    assert (media["image_width"], media["image_height"]) == (200, 300)
+    assert (media["thumbnails"][-1]["width"], media["thumbnails"][-1]["height"]) == (200, 300)
+
+
+async def test_image_over_pillows_bomb_limit_is_an_image_too_large_to_process(stack):
+    """Issue 8 A9: 20000x20000 is over twice Image.MAX_IMAGE_PIXELS, where Pillow's own
+    Image.open raises DecompressionBombError; complete called that 400 not_an_image.
+    It is an image: stored and described (201, kind image, its size), and processing
+    fails with too_many_pixels, like any image over GATEWAY_MAX_IMAGE_PIXELS."""
+    client = await stack.client(gateway_job_backoff="0.05")
+    user = await stack.user(client)
+    data = bomb_png_bytes(20000, 20000)
+    assert 20000 * 20000 > 2 * Image.MAX_IMAGE_PIXELS
+    upload_id = await upload_chunks(client, user["auth"], data, filename="huge-scan.png")
+    reply = await complete(client, user["auth"], upload_id, data, "image")
+    created = await reply.json()
+    assert reply.status == 201, created
+    assert (created["type"], created["image_width"], created["image_height"]) == ("image", 20000, 20000)
+    media = await processed(client, user["auth"], created["id"])
+    assert media["processing"] == "failed" and "too_many_pixels" in media["processing_error"], media
+    stored = await client.app[DOCUMENTS].get("media", created["id"])
+    assert (stored["kind"], stored["mime_type"]) == ("image", "image/png")
+    assert (media["image_width"], media["image_height"]) == (20000, 20000) and media["thumbnails"] == []

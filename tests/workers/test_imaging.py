@@ -6,11 +6,11 @@ import struct
 import time
 import warnings
 import wave
-import zlib
 
 import pytest
 from PIL import Image, ImageCms, ImageDraw, ImageFile
 
+from tests.large_images import bomb_png_bytes
 from workers.imaging import (
     ACCEPTED_FORMATS,
     DEFAULT_SIZES,
@@ -76,23 +76,11 @@ def assert_thumbnail_set(thumbs, width: int, height: int, fmt: str, sizes=DEFAUL
         assert img.format == fmt and img.size == (thumb.width, thumb.height)
 
 
-def write_bomb_png(path, width: int, height: int):
-    """A real, complete 1-bit PNG of width x height that is tiny on disk: written row
-    by row so the test never holds the pixels (Pillow keeps mode "1" at a byte a pixel)."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    compressor = zlib.compressobj(6)
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-    return path
-
-
 @pytest.fixture(scope="module")
 def bomb_png(tmp_path_factory):
-    return write_bomb_png(tmp_path_factory.mktemp("bomb") / "bomb.png", 20000, 20000)
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    path.write_bytes(bomb_png_bytes(20000, 20000))
+    return path
 
 
 # ----------------------------------------------------------------------------- EXIF orientation
