@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import Settings
 from gateway import backends
@@ -23,17 +24,24 @@ log = logging.getLogger("gateway.startup")
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 5.0
-MAX_PROBE = 5.0  # seconds one attempt may take, so a dead backend is retried rather than awaited
+MAX_PROBE = 2.0  # seconds one attempt may take, so a dead backend is retried rather than awaited
 
 
 class BackendsNotReady(RuntimeError):
     pass
 
 
+def _without_password(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 def _network_stores(settings: Settings) -> list[tuple[str, str, Callable[[Settings], object]]]:
     stores = []
     if settings.document_store == "mongodb":
-        stores.append(("mongodb", settings.mongodb_uri, backends.document_store))
+        stores.append(("mongodb", _without_password(settings.mongodb_uri), backends.document_store))
     if settings.object_store == "s3":
         stores.append(("s3", settings.s3_endpoint or "AWS", backends.object_store))
     return stores
