@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+from gateway import serving
 from gateway.core.auth import Users
 from storage.documents.sqlite import SqliteDocumentStore
 from tests.gateway.processes import free_port, gateway_env, run
@@ -93,3 +94,13 @@ def test_a_port_in_use_is_one_clear_line(tmp_path):
         result = run(["serve", "--host", "127.0.0.1", "--port", str(port)], gateway_env(tmp_path))
     assert result.returncode == 1 and time.monotonic() - started < 10
     assert result.stderr.strip() == f"gateway: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_serving_limits_are_validated_against_the_open_files_limit(tmp_path):
+    bad_timeout = run(["serve"], gateway_env(tmp_path, GATEWAY_HEADER_TIMEOUT="0"))
+    assert bad_timeout.returncode == 2 and "GATEWAY_HEADER_TIMEOUT: must be positive" in bad_timeout.stderr
+    too_many = run(["serve"], gateway_env(tmp_path, GATEWAY_MAX_CONNECTIONS="100000000"))
+    assert too_many.returncode == 2 and "GATEWAY_MAX_CONNECTIONS: 100000000 does not fit" in too_many.stderr
+    assert serving.connection_cap(0, 20_000) == 10_000  # derived: below the limit, above 3 000
+    assert serving.connection_cap(0, 4096) == 4096 - serving.FD_RESERVE
+    assert serving.connection_cap(5000, 20_000) == 5000
