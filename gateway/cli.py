@@ -115,6 +115,9 @@ def _serve(settings: Settings, args) -> int:
     except SettingsError as exc:
         print(f"gateway: invalid setting: {exc}", file=sys.stderr)
         return 2
+    if max_connections < 3000:
+        log.warning("low open-files limit: few connections can be served", extra={
+            "open_files_limit": fd_limit, "max_connections": max_connections})
     try:
         sock = serving.listen(args.host, args.port)
     except serving.ListenError as exc:

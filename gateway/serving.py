@@ -64,17 +64,17 @@ def raise_fd_limit() -> int:
 
 
 def connection_cap(setting: int, fd_limit: int) -> int:
-    """The connection cap for this process: the setting, or derived from the fd limit when it is 0."""
-    room = fd_limit - FD_RESERVE
+    """The connection cap for this process: the setting, or derived from the fd limit when it is 0.
+
+    A quarter of a small limit (all of ``FD_RESERVE`` from 4096 up) stays for everything else.
+    """
+    room = fd_limit - min(FD_RESERVE, fd_limit // 4)
     if setting == 0:
-        if room < 1:
-            raise SettingsError(f"the open-files limit ({fd_limit}) leaves no room for connections; "
-                                f"raise it (ulimit -n) above {FD_RESERVE}")
         return min(AUTO_MAX_CONNECTIONS, room)
     if setting > room:
         raise SettingsError(f"GATEWAY_MAX_CONNECTIONS: {setting} does not fit the open-files limit {fd_limit} "
-                            f"({FD_RESERVE} are kept for stores and files); use at most {max(room, 0)} "
-                            "or raise the limit (ulimit -n)")
+                            f"(some are kept for stores and files); use at most {room} "
+                            "or raise the limit (ulimit -Hn)")
     return setting
 
 

@@ -103,4 +103,5 @@ def test_serving_limits_are_validated_against_the_open_files_limit(tmp_path):
     assert too_many.returncode == 2 and "GATEWAY_MAX_CONNECTIONS: 100000000 does not fit" in too_many.stderr
     assert serving.connection_cap(0, 20_000) == 10_000  # derived: below the limit, above 3 000
     assert serving.connection_cap(0, 4096) == 4096 - serving.FD_RESERVE
+    assert serving.connection_cap(0, 1024) == 768  # a small limit still serves, keeping a quarter back
     assert serving.connection_cap(5000, 20_000) == 5000
