@@ -53,7 +53,7 @@ class Settings:
     body_idle_timeout: float = _setting(30.0, "GATEWAY_BODY_IDLE_TIMEOUT",
                                         "seconds a request body may send nothing before it is cut off")
     max_connections: int = _setting(0, "GATEWAY_MAX_CONNECTIONS",
-                                    "open client connections; 0 = from the open-files limit (minus 1024, at most 10000)")
+                                    "open client connections; 0 = from the open-files limit (less 1024, at most 10000)")
     startup_wait: float = _setting(60.0, "GATEWAY_STARTUP_WAIT",
                                    "seconds serve waits for MongoDB and S3 to answer before giving up")
     log_repeat_limit: int = _setting(20, "GATEWAY_LOG_REPEAT_LIMIT",
