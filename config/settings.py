@@ -48,6 +48,19 @@ class Settings:
     ready_timeout: float = _setting(2.0, "GATEWAY_READY_TIMEOUT", "seconds each store gets to answer /health/ready")
     backend_timeout: float = _setting(30.0, "GATEWAY_BACKEND_TIMEOUT", "seconds before a store call is given up")
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL")
+    # serving: limits against slow, idle and too many clients; waiting for backends at start
+    header_timeout: float = _setting(15.0, "GATEWAY_HEADER_TIMEOUT",
+                                     "seconds a request's headers may take from connect or the previous "
+                                     "response (also the idle keep-alive limit)")
+    body_idle_timeout: float = _setting(30.0, "GATEWAY_BODY_IDLE_TIMEOUT",
+                                        "seconds a request body may send nothing before it is cut off")
+    max_connections: int = _setting(0, "GATEWAY_MAX_CONNECTIONS",
+                                    "open client connections; 0 = from the open-files limit (less 1024, at most 10000)")
+    startup_wait: float = _setting(60.0, "GATEWAY_STARTUP_WAIT",
+                                   "seconds serve waits for MongoDB and S3 to answer before giving up")
+    log_repeat_limit: int = _setting(20, "GATEWAY_LOG_REPEAT_LIMIT",
+                                     "same warning/error line per window before repeats are suppressed")
+    log_repeat_window: float = _setting(60.0, "GATEWAY_LOG_REPEAT_WINDOW", "seconds")
     workers: int = _setting(os.cpu_count() or 1, "GATEWAY_WORKERS",
                             "concurrent background jobs in this process; 0 = run none here")
     job_attempts: int = _setting(5, "GATEWAY_JOB_ATTEMPTS", "tries before a job is marked failed")
@@ -85,6 +98,12 @@ class Settings:
             "sweep_interval": self.sweep_interval > 0 or "must be positive",
             "ready_timeout": self.ready_timeout > 0 or "must be positive",
             "backend_timeout": self.backend_timeout > 0 or "must be positive",
+            "header_timeout": self.header_timeout > 0 or "must be positive",
+            "body_idle_timeout": self.body_idle_timeout > 0 or "must be positive",
+            "max_connections": self.max_connections >= 0 or "must be 0 (from the open-files limit) or more",
+            "startup_wait": self.startup_wait >= 0 or "must not be negative",
+            "log_repeat_limit": self.log_repeat_limit >= 1 or "must be at least 1",
+            "log_repeat_window": self.log_repeat_window > 0 or "must be positive",
             "workers": self.workers >= 0 or "must be 0 or more",
             "job_attempts": self.job_attempts >= 1 or "must be at least 1",
             "job_lease": self.job_lease > 0 or "must be positive",

@@ -62,6 +62,15 @@ class Users:
             raise GatewayError(409, "user_exists", f"user {username!r} already exists") from None
         return User.from_doc(doc), token
 
+    async def new_token(self, username: str) -> tuple[User, str]:
+        """Replace a user's token (a lost or leaked one): the old token stops working at once."""
+        found = await self.documents.find("users", {"username": username}, limit=1)
+        if not found:
+            raise GatewayError(404, "not_found", f"no user {username!r}")
+        token = secrets.token_urlsafe(32)
+        doc = await self.documents.update("users", found[0]["id"], {"token_hash": hash_token(token)})
+        return User.from_doc(doc or found[0]), token
+
     async def grant(self, username: str, permission: str) -> User:
         if permission not in PERMISSIONS:
             raise bad_request("invalid_permission", f"permission must be one of {', '.join(PERMISSIONS)}")

@@ -91,13 +91,17 @@ class S3ObjectStore:
 
     async def open(self) -> None:
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
-        with _translated(self.bucket):
-            try:
-                await self._s3.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound"):
-                    raise
-                await self._s3.create_bucket(Bucket=self.bucket)
+        try:
+            with _translated(self.bucket):
+                try:
+                    await self._s3.head_bucket(Bucket=self.bucket)
+                except ClientError as exc:
+                    if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound"):
+                        raise
+                    await self._s3.create_bucket(Bucket=self.bucket)
+        except BaseException:
+            await self.close()  # else the client's HTTP session is left open ("Unclosed client session")
+            raise
 
     async def close(self) -> None:
         await self._stack.aclose()
