@@ -112,6 +112,22 @@ class GuardedHandler(RequestHandler):
             return 0.0
         return now - self.last_bytes
 
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Malformed HTTP (a bad request line, a header over the size limit) is the client's
+        fault: one info line and a JSON 4xx, not aiohttp's traceback and text/plain."""
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        log.info("malformed http request", extra={"status": status, "error": str(exc or message)[:200],
+                                                  "remote": request.remote})
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent on this connection")
+        response = web.json_response({"code": "malformed_http", "detail": f"malformed HTTP request: "
+                                      f"{getattr(exc, 'message', None) or message or 'bad request'}"[:300]},
+                                     status=status)
+        response.force_close()
+        return response
+
     def cut_body(self, idle_timeout: float) -> None:
         if self.body is not None:
             self.body.set_exception(BodyIdleTimeout(f"request body sent nothing for {idle_timeout:g} s"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import sqlite3
 import time
 import urllib.request
 
@@ -154,4 +155,26 @@ def test_a_trickling_body_is_cut_after_the_idle_timeout(tmp_path):
             assert health_seconds(port) < 1.0
         finally:
             sock.close()
-    assert "cut off idle request bodies" in log.read_text()
+    text = log.read_text()
+    assert "cut off idle request bodies" in text
+    # the cut is the client's doing: a 499, no backend error, and the refused first chunk stored nothing
+    assert '"status": 499' in text and "backend unavailable" not in text and '"level": "error"' not in text
+    with sqlite3.connect(tmp_path / "var" / "gateway.sqlite3") as db:
+        assert db.execute('SELECT COUNT(*) FROM "uploads"').fetchone() == (0,)
+
+
+def test_malformed_http_is_a_json_400_without_a_traceback(tmp_path):
+    with running_gateway(tmp_path) as (server, port, log):
+        for raw in (b"GET /health/live HTTP/1.1\r\nX-Long: " + b"a" * 10_000 + b"\r\n\r\n",
+                    b"GET /health/live HTTP/1.1\r\nBad Header\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(raw)
+                reply = b""
+                while chunk := sock.recv(4096):
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.split()[1].startswith(b"4"), head
+            assert b"application/json" in head and b"malformed_http" in body
+        assert health_seconds(port) < 1.0
+    text = log.read_text()
+    assert '"level": "error"' not in text and "Traceback" not in text
