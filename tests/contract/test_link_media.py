@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import socket
 
 import pytest
 from aiohttp import web
@@ -39,9 +40,12 @@ class Site:
         app.add_routes([
             web.get("/article", self.article), web.get("/oembed", self.oembed), web.get("/vimeo", self.vimeo),
             web.get("/img/{name}", self.image), web.get("/slow-once", self.slow_once),
-            web.get("/to-metadata", self.to_metadata), web.get("/plain", self.plain),
+            web.get("/to-metadata", self.to_metadata), web.get("/plain", self.plain), web.get("/raw-to", self.raw_to),
         ])
         self.server = TestServer(app, host="127.0.0.1")
+        internal = web.Application()  # a loopback service the gateway is NOT allowed to reach
+        internal.add_routes([web.get("/{tail:.*}", self.secret)])
+        self.internal = TestServer(internal, host="127.0.0.1")
 
     @property
     def base(self) -> str:
@@ -94,13 +98,23 @@ class Site:
     async def plain(self, request):
         return web.Response(text="just text")
 
+    async def raw_to(self, request):  # the Location exactly as given (HTTPFound would normalize it)
+        return web.Response(status=302, headers={"Location": request.query["url"]})
+
+    async def secret(self, request):
+        if request.path.endswith(".jpg"):
+            return web.Response(body=jpeg(300, 200), content_type="image/jpeg")
+        return web.Response(content_type="text/html", text='<meta property="og:title" content="internal secret">')
+
 
 @pytest.fixture
 async def site():
     await asyncio.get_running_loop().run_in_executor(None, bomb_png)
     created = Site()
     await created.server.start_server()
+    await created.internal.start_server()
     yield created
+    await created.internal.close()
     await created.server.close()
 
 
@@ -246,3 +260,56 @@ async def test_deleting_link_media_removes_the_copy(linked):
         await client.app[OBJECTS].stat(copy_key)
     listed = await (await client.get(MEDIA, headers=user["auth"])).json()
     assert listed["count"] == 0
+
+
+UNICODE_LOOPBACK = ["１２７.０.０.１", "127。0。0。1", "①②⑦.0.0.1"]
+
+
+def _spelled(host: str, port: int, path: str = "/") -> str:
+    return f"http://{host}:{port}{path}"
+
+
+async def _refused(reply) -> dict:
+    body = await reply.json()
+    assert reply.status == 400 and body["code"] == "blocked_address", body
+    assert "secret" not in str(body)
+    return body
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_url_is_refused(linked, host):
+    client, user, _, site = linked
+    for url in (_spelled(host, site.internal.port), f"{site.base}/raw-to?url={_spelled(host, site.internal.port)}"):
+        await _refused(await client.post(MEDIA, json={"type": "url", "url": url}, headers=user["auth"]))
+    assert (await (await client.get(MEDIA, headers=user["auth"])).json())["count"] == 0
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_preview_image_is_refused(linked, host):
+    client, user, _, site = linked
+    media = await (await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/article"},
+                                     headers=user["auth"])).json()
+    image = _spelled(host, site.internal.port, "/img/secret.jpg")
+    for url in (image, f"{site.base}/raw-to?url={image}"):
+        await _refused(await client.put(f"{MEDIA}{media['id']}/", json={"image": url}, headers=user["auth"]))
+    after = await (await client.get(f"{MEDIA}{media['id']}/", headers=user["auth"])).json()
+    assert after["image_source"] is None and after["image"] == f"{site.base}/img/og.jpg"
+
+
+async def test_a_blocked_host_answers_the_same_whether_its_port_is_open_closed_or_silent(linked):
+    client, user, _, site = linked
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    try:
+        answers = []
+        for port in (site.internal.port, closed.getsockname()[1], silent.getsockname()[1]):
+            for url in (_spelled("１２７.０.０.１", port), _spelled("127.0.0.1", port)):
+                reply = await client.post(MEDIA, json={"type": "url", "url": url}, headers=user["auth"])
+                answers.append((reply.status, await _refused(reply)))
+    finally:
+        silent.close()
+        closed.close()
+    assert all(answer == answers[0] for answer in answers), answers
