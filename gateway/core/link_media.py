@@ -4,14 +4,15 @@
 large images, oEmbed discovered on the page or, for Vimeo, asked of the
 configured provider endpoint). The first fetch runs within the request's time
 budget; when it does not finish in time (or the site fails), the media is created
-with ``oembed_preview_ready: false`` and a ``link_preview`` job completes it. An
+with ``oembed_preview_ready: false`` and ``processing: pending``, and a
+``link_preview`` job completes it (``done``, or ``failed`` with the reason). An
 invalid URL or a blocked address is refused at once, and nothing is stored.
-Every fetch goes through the one guarded ``Fetcher``.
+Every fetch goes through the one guarded ``Fetcher``; pages and oEmbed replies are
+parsed in an executor, never on the event loop.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any, Awaitable, Callable
@@ -21,7 +22,7 @@ from gateway.core import clock, sniff
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, field_error, forbidden, not_found
 from gateway.core.jobs import JobQueue
-from gateway.core.link_preview import add_image, is_vimeo_url, parse_oembed, parse_page, sanitize_oembed_html
+from gateway.core.link_preview import add_image, is_vimeo_url, load_json, parse_page, read_oembed
 from gateway.outbound import FetchError, Fetcher
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
@@ -88,6 +89,8 @@ class LinkMedia:
             log.info("link preview deferred", extra={"url": url, "error": "time budget spent"})
         if preview is not None:
             media.update(preview)
+        else:  # the link_preview job owes the preview: say so until it has run
+            media.update(processing="pending", processing_error=None)
         await self.documents.insert("media", media)
         if preview is None:
             await self.jobs.enqueue("link_preview", media["id"], {"url": url})
@@ -101,7 +104,7 @@ class LinkMedia:
         metadata = body.get("metadata") or {}
         if isinstance(metadata, str):
             try:
-                metadata = json.loads(metadata)
+                metadata = load_json(metadata)  # bounded: deep nesting is a 400, not a RecursionError
             except ValueError:
                 raise field_error("metadata", "Value must be valid JSON.") from None
         if not isinstance(metadata, dict):
@@ -135,7 +138,7 @@ class LinkMedia:
                 found = parse_page("", page.url)
                 add_image(found, page.url)
             else:
-                found = parse_page(page.body, page.url)
+                found = await _off_loop(parse_page, page.body, page.url)
             endpoint, provider = found.oembed_url, (urlsplit(page.url).hostname or "").removeprefix("www.")
         fields: dict[str, Any] = {
             "title": found.title or url, "description": found.description, "keywords": found.keywords,
@@ -165,8 +168,8 @@ class LinkMedia:
         try:
             reply = await self.fetcher.fetch(endpoint, max_bytes=OEMBED_MAX, accept="application/json",
                                              timeout=timeout)
-            oembed = parse_oembed(json.loads(reply.body))
-        except (FetchError, ValueError) as exc:
+            oembed = await _off_loop(read_oembed, reply.body, provider.removeprefix("www."))
+        except (FetchError, ValueError) as exc:  # ValueError: not JSON, or nested too deep to read
             if required and isinstance(exc, FetchError):
                 raise
             log.info("oembed unavailable", extra={"endpoint": endpoint, "error": str(exc)})
@@ -177,7 +180,7 @@ class LinkMedia:
         found.description = found.description or oembed.description or ""
         return {"oembed_type": oembed.type, "oembed_url": oembed.url, "oembed_width": oembed.width,
                 "oembed_height": oembed.height, "oembed_duration": oembed.duration,
-                "oembed_html": sanitize_oembed_html(oembed.html, provider.removeprefix("www.")),
+                "oembed_html": oembed.html,
                 "oembed_available": True}
 
     async def finish_preview(self, media_id: int, url: str) -> dict[str, Any]:
@@ -188,8 +191,15 @@ class LinkMedia:
         fields = await self.preview(url, media["type"], timeout=JOB_FETCH_TIMEOUT)
         if media.get("image_source"):  # the owner already chose an image: keep it
             fields = {k: v for k, v in fields.items() if k not in ("image", "image_width", "image_height")}
+        if not media.get("image_copy_key"):  # else the copy's thumbnails job owns the processing state
+            fields.update(processing="done", processing_error=None)
         await self.documents.update("media", media_id, {**fields, "updated_at": clock.now()}, expect={"url": url})
         return {"title": fields["title"]}
+
+    async def preview_failed(self, media_id: int, url: str, error: str) -> None:
+        """The ``link_preview`` job gave up: show why instead of staying pending."""
+        await self.documents.update("media", media_id, {"processing": "failed", "processing_error": error,
+                                                        "updated_at": clock.now()}, expect={"url": url})
 
     # preview image
 
@@ -222,3 +232,8 @@ class LinkMedia:
             await self.objects.delete(media["image_copy_key"])
         await self.emit("preview.image_set", updated)
         return updated
+
+
+async def _off_loop(function: Callable[..., Any], *args: Any) -> Any:
+    """CPU-bound parsing in the default executor, so the event loop keeps serving."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)

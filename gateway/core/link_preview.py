@@ -13,11 +13,22 @@ Decisions:
   least 200 px. An ``<img>`` without sizes is skipped: most are icons, spacers or
   tracking pixels, and we cannot tell without fetching them.
 - Every URL is made absolute against the page (or its ``<base href>``); only
-  http(s) URLs are kept, each once.
+  http(s) URLs are kept, each once, at most ``MAX_CHOICE_IMAGES`` of them.
+- Work is bounded whatever the page: the parser sees at most
+  ``MAX_PARSE_BYTES`` (the metadata we read sits near the top; BeautifulSoup
+  holds the GIL, so even in a worker thread an unbounded parse slows the event
+  loop), at most ``MAX_TAGS`` tags of each kind are read, and oEmbed JSON is
+  refused when deeper than ``MAX_JSON_DEPTH`` (``json.loads`` would raise
+  RecursionError) or when a number does not fit 64 bits (``int()`` also refuses
+  more than 4300 digits). These functions are
+  CPU work: callers run them in an executor.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +48,14 @@ SIZE = re.compile(r"^\s*(\d{1,5})(?:\.\d+)?\s*(px)?\s*$", re.IGNORECASE)
 IFRAME_SIZE = re.compile(r"^\d{1,5}%?$")
 LIMITS = {"title": 500, "description": 2000, "keywords": 1000}
 PAGE_TAGS = SoupStrainer(["meta", "title", "link", "img", "base"])  # the rest is never read
+MAX_PARSE_BYTES = 1024 * 1024  # about 0.3 s of parsing; a 4 MB page of tags took seconds
+MAX_TAGS = 2000  # meta, link and img tags read from one page, each
+MAX_CHOICE_IMAGES = 100
+MAX_SIZE = 2**31 - 1  # widths, heights, durations: anything larger is nonsense (and overflows stores)
+MAX_JSON_DEPTH = 64  # oEmbed is flat; nesting beyond this is an attack
+MAX_PLAYER_HTML = 64 * 1024  # an oEmbed player is one short <iframe>
+JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 @dataclass
@@ -47,6 +66,7 @@ class PagePreview:
     images: list[str] = field(default_factory=list)
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # only when the page declares them
     oembed_url: str | None = None
+    seen: set[str] = field(default_factory=set, repr=False, compare=False)  # images offered, for O(1) dedup
 
 
 @dataclass
@@ -64,11 +84,12 @@ class OEmbed:
 
 
 def _int(value: Any) -> int | None:
-    """A non-negative size: 640, "640", "640px", 640.0; None for anything else."""
+    """A non-negative size: 640, "640", "640px", 640.0; None for anything else
+    (infinity, NaN, or more than ``MAX_SIZE``)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value) if value >= 0 else None
+        return int(value) if math.isfinite(value) and 0 <= value <= MAX_SIZE else None
     match = SIZE.match(value) if isinstance(value, str) else None
     return int(match.group(1)) if match else None
 
@@ -87,17 +108,30 @@ def absolute_url(base: str, url: Any) -> str | None:
 
 
 def add_image(preview: PagePreview, url: str | None, size: tuple[int, int] | None = None) -> None:
-    """Append a candidate image once; non-http(s) URLs are ignored."""
-    if url and absolute_url(url, url) == url and url not in preview.images:
+    """Append a candidate image once, up to ``MAX_CHOICE_IMAGES``; non-http(s) URLs are ignored."""
+    if len(preview.images) >= MAX_CHOICE_IMAGES or not url or url in preview.seen:
+        return
+    if absolute_url(url, url) == url:
+        preview.seen.add(url)
         preview.images.append(url)
         if size:
             preview.image_sizes[url] = size
 
 
+def bounded_markup(markup: bytes | str, limit: int = MAX_PARSE_BYTES) -> bytes | str:
+    """The first ``limit`` bytes (or characters) of a page, cut before the last tag
+    that would be split. No ``<`` byte occurs inside a character in UTF-8 or the
+    common multi-byte encodings, so the cut never splits a character either."""
+    if len(markup) <= limit:
+        return markup
+    cut = markup.rfind(b"<" if isinstance(markup, bytes) else "<", 0, limit)
+    return markup[:cut if cut > 0 else limit]
+
+
 def _meta(soup: BeautifulSoup) -> list[tuple[str, str]]:
-    """(property-or-name lowercased, content) for every meta tag, in page order."""
+    """(property-or-name lowercased, content) for the first ``MAX_TAGS`` meta tags, in page order."""
     found = []
-    for tag in soup.find_all("meta"):
+    for tag in soup.find_all("meta", limit=MAX_TAGS):
         key = tag.get("property") or tag.get("name")
         if isinstance(key, str) and isinstance(tag.get("content"), str):
             found.append((key.strip().lower(), tag["content"].strip()))
@@ -121,7 +155,7 @@ def _base(soup: BeautifulSoup, page_url: str) -> str:
 
 
 def _oembed_link(soup: BeautifulSoup, base: str) -> str | None:
-    for tag in soup.find_all("link", href=True):
+    for tag in soup.find_all("link", href=True, limit=MAX_TAGS):
         rel = [r.lower() for r in tag.get("rel") or []]
         if "alternate" in rel and str(tag.get("type", "")).strip().lower() in OEMBED_TYPES:
             return absolute_url(base, tag["href"])
@@ -130,8 +164,10 @@ def _oembed_link(soup: BeautifulSoup, base: str) -> str | None:
 
 def parse_page(markup: bytes | str, base_url: str, *, encoding: str | None = None) -> PagePreview:
     """Preview fields of a page. Bytes are decoded with ``encoding`` (the HTTP
-    charset) when given, else as the page declares, else sniffed."""
-    soup = BeautifulSoup(markup or "", "html.parser", parse_only=PAGE_TAGS, from_encoding=encoding
+    charset) when given, else as the page declares, else sniffed. Only the first
+    ``MAX_PARSE_BYTES`` are read."""
+    markup = bounded_markup(markup or "")
+    soup = BeautifulSoup(markup, "html.parser", parse_only=PAGE_TAGS, from_encoding=encoding
                          if isinstance(markup, bytes) else None)
     meta = _meta(soup)
     first = {}
@@ -148,12 +184,14 @@ def parse_page(markup: bytes | str, base_url: str, *, encoding: str | None = Non
         oembed_url=_oembed_link(soup, base),
     )
     for image in _og_images(meta):
+        if len(preview.images) >= MAX_CHOICE_IMAGES:
+            break
         width, height = _int(image.get("width")), _int(image.get("height"))
         url = absolute_url(base, image.get("secure_url")) or absolute_url(base, image["url"])
         add_image(preview, url, (width, height) if width and height else None)
     for key in ("twitter:image", "twitter:image:src"):
         add_image(preview, absolute_url(base, first.get(key)))
-    for tag in soup.find_all("img", src=True):
+    for tag in soup.find_all("img", src=True, limit=MAX_TAGS):
         width, height = _int(tag.get("width")), _int(tag.get("height"))
         if width and height and min(width, height) >= MIN_IMG_SIDE:
             add_image(preview, absolute_url(base, tag["src"]), (width, height))
@@ -166,8 +204,49 @@ def parse_oembed(data: Any) -> OEmbed:
         return OEmbed()
     text = {key: data[key] if isinstance(data.get(key), str) else None
             for key in ("type", "url", "html", "thumbnail_url", "title", "provider_name", "description")}
+    for key in ("title", "description"):
+        text[key] = text[key][:LIMITS[key]] if text[key] else text[key]
     return OEmbed(width=_int(data.get("width")), height=_int(data.get("height")),
                   duration=_int(data.get("duration")), **text)
+
+
+def _json_int(digits: str) -> int:
+    if len(digits) > 20 or not -2**63 <= (value := int(digits)) < 2**63:  # what every store can hold
+        raise ValueError("a JSON number is out of range")
+    return value
+
+
+def _json_float(digits: str) -> float:
+    if len(digits) > 400 or not math.isfinite(value := float(digits)):
+        raise ValueError("a JSON number is out of range")
+    return value
+
+
+def _json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict ``json.loads`` that cannot blow the stack: ValueError for nesting
+    deeper than ``max_depth`` (checked before parsing: deep nesting makes
+    ``json.loads`` raise RecursionError), for integers outside 64 bits or too long
+    for ``int()``, and for NaN/Infinity. The caller bounds the size."""
+    text = body.decode(json.detect_encoding(body), "replace") if isinstance(body, bytes) else body
+    if text.count("[") + text.count("{") > max_depth:  # only then can it be too deep
+        depth = 0
+        for bracket in JSON_BRACKET.finditer(JSON_STRING.sub("", text)):
+            depth += 1 if bracket.group() in "[{" else -1
+            if depth > max_depth:
+                raise ValueError(f"JSON nested deeper than {max_depth}")
+    return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+
+
+def read_oembed(body: bytes, provider_domain: str) -> OEmbed:
+    """An oEmbed reply: bounded JSON, the fields we use, the player rebuilt (or
+    None). ValueError when the body is not acceptable JSON."""
+    oembed = parse_oembed(load_json(body))
+    player = oembed.html if oembed.html and len(oembed.html) <= MAX_PLAYER_HTML else None
+    return dataclasses.replace(oembed, html=sanitize_oembed_html(player, provider_domain))
 
 
 def on_domain(host: str, domain: str) -> bool:

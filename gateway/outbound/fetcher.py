@@ -1,12 +1,15 @@
 """The one guarded HTTP client for every server-side fetch (pages, oEmbed, images).
 
 Every URL (the first and each redirect target) is checked: scheme, credentials,
-literal addresses in any notation. Host names are resolved by ``GuardedResolver``,
-which checks every address DNS returns and hands aiohttp only checked ones, so
-the connection goes to the address that was checked (no second lookup to
-rebind). Redirects are followed by hand, at most ``max_redirects``; the body is
-read in pieces and cut off at ``max_bytes`` after decompression; one time budget
-covers the whole fetch; proxies from the environment are ignored.
+literal addresses in any notation, judged on the host as aiohttp will use it
+(the guard parses with yarl and the request is made with that very parsed URL,
+so ``http://１２７.０.０.１/`` is judged as the ``127.0.0.1`` it connects to).
+Host names are resolved by ``GuardedResolver``, which checks every address DNS
+returns and hands aiohttp only checked ones, so the connection goes to the
+address that was checked (no second lookup to rebind). Redirects are followed by
+hand, at most ``max_redirects``; the body is read in pieces and cut off at
+``max_bytes`` after decompression; one time budget covers the whole fetch;
+proxies from the environment are ignored.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from gateway.outbound.guard import FetchError, check_url, is_blocked, literal_address
 
@@ -79,12 +83,15 @@ class Fetcher:
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
-    def check(self, url: str) -> None:
-        """Refuse a URL whose scheme or literal address is not allowed (no I/O)."""
-        _, host, port = check_url(url)
-        address = literal_address(host)
-        if address is not None and is_blocked(address) and (host, port) not in self.allow:
-            raise FetchError("blocked_address", f"{host} is a blocked address")
+    def check(self, url: str | URL) -> URL:
+        """The URL to request, as the guard parsed it; FetchError when its scheme or
+        literal address is not allowed (no I/O). Names are judged by the resolver."""
+        target = check_url(url)
+        if target.address is not None and is_blocked(target.address) and (
+                (target.host, target.port) not in self.allow):
+            # The same answer whatever listens on that port: nothing was sent there.
+            raise FetchError("blocked_address", f"{target.host} is a blocked address")
+        return target.url
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -115,14 +122,14 @@ class Fetcher:
         except (aiohttp.ClientError, ValueError) as exc:  # FetchError from the resolver passes through
             raise FetchError("fetch_failed", f"fetch failed: {exc}") from None
 
-    async def _follow(self, url: str, max_bytes: int, accept: str | None) -> FetchResult:
+    async def _follow(self, url: str | URL, max_bytes: int, accept: str | None) -> FetchResult:
         headers = {"Accept": accept} if accept else {}
         for _ in range(self.max_redirects + 1):
-            self.check(url)
-            async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+            target = self.check(url)  # request exactly the URL that was judged
+            async with self._client().get(target, headers=headers, allow_redirects=False) as response:
                 location = response.headers.get("Location")
                 if response.status in REDIRECTS and location:
-                    url = urljoin(url, location)
+                    url = urljoin(str(target), location)
                     continue
                 if not 200 <= response.status < 300:
                     raise FetchError("fetch_failed", f"{url} answered {response.status}", status=response.status)

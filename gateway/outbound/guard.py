@@ -6,14 +6,25 @@ IPv6 form that carries one of those IPv4 addresses (IPv4-mapped, IPv4-compatible
 NAT64, 6to4, Teredo). Anything Python does not call globally reachable is blocked
 too. Hosts written as numbers in the notations libc accepts (``2130706433``,
 ``0x7f.1``, ``0177.0.0.1``, ``127.1``) are read as the address they name.
+
+The host judged is the one the connection will use. URLs are parsed by yarl,
+the URL library aiohttp itself uses, which normalizes hosts (IDNA/UTS 46, so
+NFKC: ``１２７．０．０．１``, ``127。0。0。1`` and ``①②⑦.0.0.1`` all become
+``127.0.0.1``), and the fetcher hands aiohttp that same parsed URL. A host
+aiohttp would connect to as an address without asking the resolver must be one
+this module can read as an address; anything else that is not a plain DNS name
+is refused.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_network
-from urllib.parse import urlsplit
+
+from aiohttp.helpers import is_ip_address
+from yarl import URL
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -27,6 +38,7 @@ BLOCKED_NETWORKS = tuple(ip_network(net) for net in (
 NAT64 = ip_network("64:ff9b::/96")
 SCHEMES = ("http", "https")
 NUMERIC_HOST = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
+DNS_NAME = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$")
 
 
 class FetchError(Exception):
@@ -75,19 +87,39 @@ def literal_address(host: str) -> IPAddress | None:
     return None
 
 
-def check_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an acceptable URL, else FetchError(invalid_url)."""
+@dataclass(frozen=True)
+class Target:
+    """A URL as the connection will see it: ``host`` is yarl's normalized (ASCII,
+    IDNA-encoded) host, ``address`` what that host names when it is a literal."""
+    url: URL
+    scheme: str
+    host: str
+    port: int
+    address: IPAddress | None
+
+
+def check_url(url: str | URL) -> Target:
+    """The target of an acceptable URL, else FetchError(invalid_url)."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
+        parsed = url if isinstance(url, URL) else URL(url.strip())
+        host, port = parsed.raw_host, parsed.port
+    except (ValueError, TypeError) as exc:  # UnicodeError (bad IDNA) is a ValueError
         raise FetchError("invalid_url", f"not a valid URL: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
+    scheme = parsed.scheme.lower()
+    if scheme not in SCHEMES or not parsed.absolute:
         raise FetchError("invalid_url", "only http and https URLs can be fetched")
-    if parts.username is not None or parts.password is not None:
+    if parsed.raw_user is not None or parsed.raw_password is not None:
         raise FetchError("invalid_url", "URLs with credentials are not fetched")
-    host = (parts.hostname or "").lower().rstrip(".")
     if not host:
         raise FetchError("invalid_url", "the URL has no host")
-    return scheme, host, port or (443 if scheme == "https" else 80)
+    host = host.lower()
+    if "%" in host:  # an IPv6 zone or a percent-escape: never a public host
+        raise FetchError("invalid_url", f"{host} is neither a host name nor an address")
+    address = literal_address(host)
+    if address is None and (is_ip_address(host) or not DNS_NAME.match(host)):
+        # aiohttp would hand this host to the OS as an address, skipping the
+        # resolver, or it is no DNS name at all: nothing here could judge it.
+        raise FetchError("invalid_url", f"{host} is neither a host name nor an address")
+    if not port:
+        raise FetchError("invalid_url", "the URL has no valid port")
+    return Target(parsed, scheme, host, port, address)

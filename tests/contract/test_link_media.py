@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import socket
 
 import pytest
 from aiohttp import web
@@ -39,9 +40,14 @@ class Site:
         app.add_routes([
             web.get("/article", self.article), web.get("/oembed", self.oembed), web.get("/vimeo", self.vimeo),
             web.get("/img/{name}", self.image), web.get("/slow-once", self.slow_once),
-            web.get("/to-metadata", self.to_metadata), web.get("/plain", self.plain),
+            web.get("/to-metadata", self.to_metadata), web.get("/plain", self.plain), web.get("/raw-to", self.raw_to),
+            web.get("/og-flood", self.og_flood), web.get("/deep-oembed", self.deep_oembed),
+            web.get("/deep-oembed.json", self.deep_oembed_json), web.get("/slow-then-blocked", self.slow_then_blocked),
         ])
         self.server = TestServer(app, host="127.0.0.1")
+        internal = web.Application()  # a loopback service the gateway is NOT allowed to reach
+        internal.add_routes([web.get("/{tail:.*}", self.secret)])
+        self.internal = TestServer(internal, host="127.0.0.1")
 
     @property
     def base(self) -> str:
@@ -94,13 +100,40 @@ class Site:
     async def plain(self, request):
         return web.Response(text="just text")
 
+    async def raw_to(self, request):  # the Location exactly as given (HTTPFound would normalize it)
+        return web.Response(status=302, headers={"Location": request.query["url"]})
+
+    async def og_flood(self, request):  # 60 000 og:image tags, 3.9 MB
+        tags = "".join(f'<meta property="og:image" content="/img/{n}.jpg">\n' for n in range(60_000))
+        return web.Response(content_type="text/html", text=f"<html><head><title>Flood</title>{tags}</head></html>")
+
+    async def deep_oembed(self, request):
+        return web.Response(content_type="text/html", text='<title>Deep</title><link rel="alternate" '
+                            'type="application/json+oembed" href="/deep-oembed.json">')
+
+    async def deep_oembed_json(self, request):
+        return web.Response(content_type="application/json", text="[" * 100_000)
+
+    async def slow_then_blocked(self, request):  # too slow for the request, then refused for the job
+        if self.slow_left:
+            self.slow_left -= 1
+            await asyncio.sleep(2)
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    async def secret(self, request):
+        if request.path.endswith(".jpg"):
+            return web.Response(body=jpeg(300, 200), content_type="image/jpeg")
+        return web.Response(content_type="text/html", text='<meta property="og:title" content="internal secret">')
+
 
 @pytest.fixture
 async def site():
     await asyncio.get_running_loop().run_in_executor(None, bomb_png)
     created = Site()
     await created.server.start_server()
+    await created.internal.start_server()
     yield created
+    await created.internal.close()
     await created.server.close()
 
 
@@ -149,11 +182,65 @@ async def test_slow_site_replies_at_once_and_a_job_finishes_the_preview(linked):
     reply = await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/slow-once"}, headers=user["auth"])
     media = await reply.json()
     assert reply.status == 201 and media["oembed_preview_ready"] is False
-    async with asyncio.timeout(15):
-        while not media["oembed_preview_ready"]:
-            await asyncio.sleep(0.1)
-            media = await (await client.get(f"{MEDIA}{media['id']}/", headers=user["auth"])).json()
-    assert media["title"] == "Worth the wait"
+    assert media["processing"] == "pending"  # the preview job is still owed
+    listed = await (await client.get(MEDIA, headers=user["auth"])).json()
+    assert [m["processing"] for m in listed["results"]] == ["pending"]
+    media = await processed(client, user["auth"], media["id"], timeout=15)
+    assert (media["processing"], media["processing_error"]) == ("done", None)
+    assert media["oembed_preview_ready"] is True and media["title"] == "Worth the wait"
+
+
+async def test_a_preview_job_that_gives_up_marks_the_media_failed(linked):
+    client, user, _, site = linked
+    reply = await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/slow-then-blocked"},
+                              headers=user["auth"])
+    media = await reply.json()
+    assert reply.status == 201 and media["processing"] == "pending"
+    media = await processed(client, user["auth"], media["id"], timeout=15)
+    assert media["processing"] == "failed" and media["oembed_preview_ready"] is False
+    assert media["processing_error"].startswith("link_preview: blocked_address"), media
+
+
+async def test_deeply_nested_oembed_is_no_oembed(linked):
+    client, user, _, site = linked
+    reply = await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/deep-oembed"}, headers=user["auth"])
+    media = await reply.json()
+    assert reply.status == 201, media
+    assert (media["title"], media["oembed_available"], media["oembed_preview_ready"]) == ("Deep", False, True)
+    assert media["processing"] == "done"
+
+
+async def test_embed_metadata_nested_too_deep_is_a_400(linked):
+    client, user, *_ = linked
+    reply = await client.post(MEDIA, json={"type": "embed", "embed_type": "t", "embed_id": "1",
+                                           "metadata": "[" * 100_000}, headers=user["auth"])
+    assert reply.status == 400 and "metadata" in await reply.json()
+    assert (await (await client.get(MEDIA, headers=user["auth"])).json())["count"] == 0
+
+
+async def _worst_lag(stop: asyncio.Event, period: float = 0.05) -> float:
+    """The longest the event loop was late waking a task that sleeps ``period`` at a time."""
+    loop, worst = asyncio.get_running_loop(), 0.0
+    while not stop.is_set():
+        started = loop.time()
+        await asyncio.sleep(period)
+        worst = max(worst, loop.time() - started - period)
+    return worst
+
+
+async def test_a_page_with_60000_images_neither_freezes_the_loop_nor_floods_the_choices(linked):
+    client, user, _, site = linked
+    stop = asyncio.Event()
+    lag = asyncio.create_task(_worst_lag(stop))
+    try:
+        reply = await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/og-flood"}, headers=user["auth"])
+        assert reply.status == 201
+        media = await processed(client, user["auth"], (await reply.json())["id"], timeout=30)
+    finally:
+        stop.set()
+    assert await lag < 1.0
+    assert media["processing"] == "done" and media["title"] == "Flood"
+    assert 0 < len(media["choice_images"]) <= 100 and media["image"] == f"{site.base}/img/0.jpg"
 
 
 @pytest.mark.parametrize("url,code", [
@@ -246,3 +333,56 @@ async def test_deleting_link_media_removes_the_copy(linked):
         await client.app[OBJECTS].stat(copy_key)
     listed = await (await client.get(MEDIA, headers=user["auth"])).json()
     assert listed["count"] == 0
+
+
+UNICODE_LOOPBACK = ["１２７.０.０.１", "127。0。0。1", "①②⑦.0.0.1"]
+
+
+def _spelled(host: str, port: int, path: str = "/") -> str:
+    return f"http://{host}:{port}{path}"
+
+
+async def _refused(reply) -> dict:
+    body = await reply.json()
+    assert reply.status == 400 and body["code"] == "blocked_address", body
+    assert "secret" not in str(body)
+    return body
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_url_is_refused(linked, host):
+    client, user, _, site = linked
+    for url in (_spelled(host, site.internal.port), f"{site.base}/raw-to?url={_spelled(host, site.internal.port)}"):
+        await _refused(await client.post(MEDIA, json={"type": "url", "url": url}, headers=user["auth"]))
+    assert (await (await client.get(MEDIA, headers=user["auth"])).json())["count"] == 0
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_preview_image_is_refused(linked, host):
+    client, user, _, site = linked
+    media = await (await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/article"},
+                                     headers=user["auth"])).json()
+    image = _spelled(host, site.internal.port, "/img/secret.jpg")
+    for url in (image, f"{site.base}/raw-to?url={image}"):
+        await _refused(await client.put(f"{MEDIA}{media['id']}/", json={"image": url}, headers=user["auth"]))
+    after = await (await client.get(f"{MEDIA}{media['id']}/", headers=user["auth"])).json()
+    assert after["image_source"] is None and after["image"] == f"{site.base}/img/og.jpg"
+
+
+async def test_a_blocked_host_answers_the_same_whether_its_port_is_open_closed_or_silent(linked):
+    client, user, _, site = linked
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    try:
+        answers = []
+        for port in (site.internal.port, closed.getsockname()[1], silent.getsockname()[1]):
+            for url in (_spelled("１２７.０.０.１", port), _spelled("127.0.0.1", port)):
+                reply = await client.post(MEDIA, json={"type": "url", "url": url}, headers=user["auth"])
+                answers.append((reply.status, await _refused(reply)))
+    finally:
+        silent.close()
+        closed.close()
+    assert all(answer == answers[0] for answer in answers), answers

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+import time
+
 from gateway.core.link_preview import (
-    OEmbed, PagePreview, add_image, is_vimeo_url, parse_oembed, parse_page, sanitize_oembed_html,
+    MAX_CHOICE_IMAGES, MAX_PARSE_BYTES, OEmbed, PagePreview, add_image, bounded_markup, is_vimeo_url, load_json,
+    parse_oembed, parse_page, read_oembed, sanitize_oembed_html,
 )
 
 BASE = "https://news.example/articles/launch"
@@ -91,6 +94,64 @@ def test_add_image_keeps_http_urls_once():
     assert page.images == ["https://a.example/1.png"] and page.image_sizes == {"https://a.example/1.png": (300, 300)}
 
 
+def test_a_flood_of_images_is_cut_to_the_first_hundred_quickly():
+    tags = "".join(f'<meta property="og:image" content="/img/{n}.jpg">\n' for n in range(60_000))
+    started = time.perf_counter()
+    page = parse_page(f"<title>Flood</title>{tags}".encode(), BASE)
+    assert time.perf_counter() - started < 5  # was 30 s: a quadratic dedup over every tag of 3.9 MB
+    assert page.title == "Flood" and len(page.images) == MAX_CHOICE_IMAGES
+    assert page.images[:2] == ["https://news.example/img/0.jpg", "https://news.example/img/1.jpg"]
+
+
+def test_add_image_stops_at_the_cap():
+    page = PagePreview()
+    for n in range(MAX_CHOICE_IMAGES + 50):
+        add_image(page, f"https://a.example/{n % (MAX_CHOICE_IMAGES + 10)}.png")
+    assert page.images == [f"https://a.example/{n}.png" for n in range(MAX_CHOICE_IMAGES)]
+
+
+def test_markup_is_cut_before_a_tag_and_never_inside_a_character():
+    head = "<title>Café ☕</title>".encode()
+    filler = ("<p>" + "é" * 1000 + "</p>").encode() * (MAX_PARSE_BYTES // 2000)
+    late = b'<meta property="og:title" content="too late">'
+    markup = head + filler + late
+    cut = bounded_markup(markup)
+    assert len(cut) <= MAX_PARSE_BYTES and cut.endswith(b"</p>") and cut.decode("utf-8")
+    page = parse_page(markup, BASE)
+    assert page.title == "Café ☕"  # still sniffed as UTF-8: no character was split
+    assert bounded_markup("<a>" * 10, 7) == "<a><a>" and bounded_markup(b"x" * 10, 4) == b"xxxx"
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a":' * 100_000, "[" * 65 + "]" * 65])
+def test_deep_json_is_a_value_error_not_a_recursion_error(text):
+    with pytest.raises(ValueError):
+        load_json(text)
+    with pytest.raises(ValueError):
+        read_oembed(text.encode(), "vimeo.com")
+
+
+@pytest.mark.parametrize("text", ['{"width": ' + "9" * 5000 + "}", '{"width": 99999999999999999999999}',
+                                  '{"width": NaN}', '{"width": -Infinity}', '{"width": 1e999}'])
+def test_json_numbers_out_of_range_are_refused(text):
+    with pytest.raises(ValueError):
+        load_json(text)
+
+
+def test_load_json_reads_ordinary_json_and_ignores_brackets_in_strings():
+    text = '{"title": "' + "[{" * 100 + '\\"]", "nested": [[[1]]], "width": 640, "ratio": 1.5}'
+    assert load_json(text.encode("utf-16")) == {"title": "[{" * 100 + '"]', "nested": [[[1]]], "width": 640,
+                                               "ratio": 1.5}  # an escaped quote does not end the string
+    assert load_json("[" * 64 + "]" * 64) is not None
+
+
+def test_read_oembed_rebuilds_the_player_and_drops_huge_ones():
+    body = b'{"type": "video", "html": "<iframe src=\\"https://player.vimeo.com/video/1\\"></iframe>"}'
+    assert read_oembed(body, "vimeo.com").html == '<iframe src="https://player.vimeo.com/video/1"></iframe>'
+    huge = ('{"html": "<iframe src=\\"https://player.vimeo.com/video/1\\" title=\\"' + "x" * 100_000
+            + '\\"></iframe>"}')
+    assert read_oembed(huge.encode(), "vimeo.com").html is None
+
+
 def test_parse_oembed():
     data = {"type": "video", "version": "1.0", "url": "https://v.example/1", "width": "640", "height": 360.0,
             "duration": 62, "html": "<iframe></iframe>", "thumbnail_url": "https://v.example/t.jpg",
@@ -100,6 +161,8 @@ def test_parse_oembed():
                                         title="Film", provider_name="Vimeo", description=None)
     assert parse_oembed(["not", "a", "dict"]) == OEmbed()
     assert parse_oembed({"width": -5, "height": True, "title": 3}) == OEmbed()
+    assert parse_oembed({"width": float("inf"), "height": float("nan"), "duration": 10**30}) == OEmbed()
+    assert parse_oembed({"title": "t" * 10_000}).title == "t" * 500
 
 
 VIMEO_PLAYER = ('<iframe src="https://player.vimeo.com/video/76979871?h=8272103f6e" width="640" height="360" '

@@ -22,6 +22,9 @@ async def site() -> TestServer:
     async def to(request):
         raise web.HTTPFound(request.query["url"])
 
+    async def raw_to(request):  # the Location header exactly as given (HTTPFound would normalize it)
+        return web.Response(status=302, headers={"Location": request.query["url"]})
+
     async def huge(request):
         if "length" in request.query:
             return web.Response(body=b"x" * 3000)
@@ -42,8 +45,8 @@ async def site() -> TestServer:
         raise web.HTTPNotFound()
 
     app = web.Application()
-    app.add_routes([web.get("/page", page), web.get("/hop/{n}", hop), web.get("/to", to), web.get("/huge", huge),
-                    web.get("/bomb", bomb), web.get("/slow", slow), web.get("/missing", missing)])
+    app.add_routes([web.get("/page", page), web.get("/hop/{n}", hop), web.get("/to", to), web.get("/raw-to", raw_to),
+                    web.get("/huge", huge), web.get("/bomb", bomb), web.get("/slow", slow), web.get("/missing", missing)])
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return server
@@ -51,6 +54,14 @@ async def site() -> TestServer:
 
 @pytest.fixture
 async def server():
+    started = await site()
+    yield started
+    await started.close()
+
+
+@pytest.fixture
+async def internal():
+    """A loopback service the fetcher is NOT allowed to reach."""
     started = await site()
     yield started
     await started.close()
@@ -108,3 +119,26 @@ async def test_proxy_environment_is_ignored(fetcher, server, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
     assert (await fetcher.fetch(url(server, "/page"), max_bytes=1000)).status == 200
+
+
+UNICODE_LOOPBACK = ["１２７.０.０.１", "127。0。0。1", "①②⑦.0.0.1"]
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_spellings_do_not_reach_an_internal_port(fetcher, internal, host):
+    with pytest.raises(FetchError) as refused:
+        await fetcher.fetch(f"http://{host}:{internal.port}/page", max_bytes=1000)
+    assert refused.value.code == "blocked_address"
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+async def test_unicode_loopback_spellings_in_a_redirect_do_not_reach_an_internal_port(fetcher, server, internal,
+                                                                                     host):
+    with pytest.raises(FetchError) as refused:
+        await fetcher.fetch(url(server, f"/raw-to?url=http://{host}:{internal.port}/page"), max_bytes=1000)
+    assert refused.value.code == "blocked_address"
+
+
+async def test_unicode_spelling_of_an_allowed_address_is_that_address(fetcher, server):
+    page = await fetcher.fetch(f"http://１２７.０.０.１:{server.port}/page", max_bytes=1000)
+    assert page.url == url(server, "/page") and page.body == b"<html>hello</html>"

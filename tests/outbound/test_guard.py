@@ -46,9 +46,45 @@ async def test_literal_blocked_addresses_are_refused_before_connecting(url, no_c
     assert refused.value.code == "blocked_address"
 
 
+# Spellings the URL library normalizes (IDNA/NFKC) into a blocked address.
+UNICODE_BLOCKED_URLS = [
+    "http://１２７.０.０.１/", "http://127。0。0。1/", "http://①②⑦.0.0.1/", "http://１２７．０．０．１:8080/",
+    "http://①⑥⑨.②⑤④.①⑥⑨.②⑤④/latest/meta-data/", "http://[::ｆｆｆｆ:127.0.0.1]/", "http://ＬＯＣＡＬＨＯＳＴ/",
+]
+
+
+@pytest.mark.parametrize("url", UNICODE_BLOCKED_URLS)
+async def test_unicode_spellings_are_judged_as_the_host_the_connection_uses(url, no_connections):
+    async with Fetcher(lookup=fake_dns({"localhost": ["127.0.0.1"]})) as fetcher:
+        with pytest.raises(FetchError) as refused:
+            await fetcher.fetch(url, max_bytes=1000)
+    assert refused.value.code == "blocked_address"
+
+
+def test_check_returns_the_url_as_judged_and_the_allow_list_sees_the_normalized_host():
+    fetcher = Fetcher(allow=frozenset({("127.0.0.1", 8080)}))
+    checked = fetcher.check("http://１２７.０.０.１:8080/page")
+    assert (checked.raw_host, checked.port, str(checked)) == ("127.0.0.1", 8080, "http://127.0.0.1:8080/page")
+    with pytest.raises(FetchError) as refused:
+        fetcher.check("http://１２７.０.０.１:8081/")
+    assert refused.value.code == "blocked_address"
+    assert fetcher.check("http://пример.рф/").raw_host == "xn--e1afmkfd.xn--p1ai"
+
+
+async def test_idn_names_are_resolved_in_their_ascii_form(no_connections):
+    async with Fetcher(lookup=fake_dns({"xn--e1afmkfd.xn--p1ai": ["127.0.0.1"]})) as fetcher:
+        with pytest.raises(FetchError) as refused:
+            await fetcher.fetch("http://ПРИМЕР.рф/", max_bytes=1000)
+    assert refused.value.code == "blocked_address"
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.com/", "ftp://example.com/x",
                                  "javascript:alert(1)", "data:text/html,hi", "http://user:pw@example.com/",
-                                 "http:///nohost", "http://example.com:99999/"])
+                                 "http:///nohost", "http://example.com:99999/", "http://example.com:0/",
+                                 # aiohttp would pass these to the OS as addresses, skipping the resolver
+                                 "http://999.1.1.1/", "http://1.2.3.4.5/", "http://127.0.0.1./",
+                                 "http://[fe80::1%25eth0]/", "http://%31%32%37.0.0.1/", "http://a b.example/",
+                                 "http://evil.example\\@127.0.0.1/", "http://a\u00adb.example/"])
 async def test_bad_schemes_and_urls_are_refused(url, no_connections):
     async with Fetcher(lookup=fake_dns({})) as fetcher:
         with pytest.raises(FetchError) as refused:
