@@ -252,17 +252,25 @@ class Uploads:
             await self.objects.abort(session["target"])
 
     async def sweep(self) -> int:
-        """Abort expired sessions and drop their staged bytes; returns how many."""
+        """Abort expired sessions and drop their staged bytes, and remove finished uploads no
+        media owns (tus partial uploads no final upload used) once expired; returns how many."""
         swept = 0
-        for doc in await self.documents.find("uploads", {"status": "uploading", "expires_at": {"$lt": clock.now()}},
-                                             limit=500):
-            claimed = await self.documents.update("uploads", doc["id"], {"status": "expired"},
-                                                  expect={"status": "uploading", "expires_at": doc["expires_at"]})
-            if claimed is None:
-                continue  # a chunk refreshed it, or another instance got there first
-            await self.objects.abort(doc["target"])
-            log.info("upload expired", extra={"upload_id": doc["id"]})
-            swept += 1
+        now = clock.now()
+        for status, state in (("uploading", "expired"), ("complete", "terminated")):
+            where = {"status": status, "expires_at": {"$lt": now}}
+            if status == "complete":
+                where["media_id"] = None
+            for doc in await self.documents.find("uploads", where, limit=500):
+                claimed = await self.documents.update("uploads", doc["id"], {"status": state},
+                                                      expect={"status": status, "expires_at": doc["expires_at"]})
+                if claimed is None:
+                    continue  # a chunk refreshed it, or another instance got there first
+                if status == "uploading":
+                    await self.objects.abort(doc["target"])
+                else:
+                    await self.objects.delete(doc["target"]["key"])
+                log.info("upload expired", extra={"upload_id": doc["id"]})
+                swept += 1
         return swept
 
 

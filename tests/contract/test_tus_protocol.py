@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from gateway.keys import DOCUMENTS
+from gateway.keys import DOCUMENTS, OBJECTS, UPLOADS
+from storage.errors import ObjectNotFound
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -169,11 +170,22 @@ async def test_termination_removes_the_upload(stack):
     assert (await patch(client, auth, path, MiB, b"x")).status in (404, 410)
 
 
-async def test_expired_uploads_are_410_and_swept(stack):
+async def test_expired_uploads_and_unused_partials_are_swept(stack):
     client, auth = await started(stack)
     path, _ = await create(client, auth, 10)
-    await client.app[DOCUMENTS].update("uploads", path.rsplit("/", 1)[1], {"expires_at": 0.0})
+    assert (await patch(client, auth, path, 0, b"12345")).status == 204
+    partial, _ = await create(client, auth, 3, **{"Upload-Concat": "partial"})
+    assert (await patch(client, auth, partial, 0, b"abc")).status == 204
+    assert await finished_bytes(client, auth, partial) == b"abc"
+    for upload in (path, partial):
+        await client.app[DOCUMENTS].update("uploads", upload.rsplit("/", 1)[1], {"expires_at": 0.0})
     assert (await head(client, auth, path)).status == 410
+    assert await client.app[UPLOADS].sweep() == 2
+    assert (await head(client, auth, path)).status == 410
+    assert (await head(client, auth, partial)).status in (404, 410)
+    key = (await client.app[DOCUMENTS].get("uploads", partial.rsplit("/", 1)[1]))["target"]["key"]
+    with pytest.raises(ObjectNotFound):
+        await client.app[OBJECTS].stat(key)
 
 
 async def test_a_patch_cut_short_keeps_what_arrived(stack):
