@@ -92,7 +92,7 @@ class TusUploads:
 
     async def get(self, user: User, upload_id: str) -> dict[str, Any]:
         session = await self.uploads.session(user, upload_id)
-        if "tus" not in session or session["status"] == "terminated":
+        if "tus" not in session:
             raise not_found("upload")
         return session
 

@@ -155,7 +155,7 @@ class Uploads:
 
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
         doc = await self.documents.get("uploads", str(upload_id))
-        if doc is None or doc["user_id"] != user.id:
+        if doc is None or doc["user_id"] != user.id or doc["status"] == "terminated":
             raise not_found("upload")  # another user's upload is indistinguishable from none
         if doc["status"] == "expired" or (doc["status"] != "complete" and doc["expires_at"] < clock.now()):
             raise GatewayError(410, "upload_expired", "this upload has expired; start a new one")
