@@ -11,6 +11,7 @@ from aiohttp import web
 from config.settings import Settings
 from gateway import backends
 from gateway.api import catalog, chunks, content, files, media, ops, statuses
+from gateway.api import admin, console, upload_state
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
@@ -117,5 +118,7 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app.on_response_prepare.append(add_request_id)
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, media, files, catalog, statuses, content, ops):
+        app.add_routes(module.routes)
+    for module in (upload_state, admin, console):
         app.add_routes(module.routes)
     return app
