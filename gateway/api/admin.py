@@ -152,5 +152,5 @@ OPENAPI: dict[str, Any] = {
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": _ok("the job, queued again", {"$ref": "#/components/schemas/AdminJob"}),
                       **_OPERATOR_ERRORS, "404": _error("no such job"),
-                      "409": _error("the job is not failed (its status is in the body)")}}},
+                      "409": _error("the job is not failed (its status is in job_status)")}}},
 }

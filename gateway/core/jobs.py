@@ -134,6 +134,6 @@ async def retry_failed(queue: JobQueue, job_id: str) -> Job:
         if current is None:
             raise not_found("job")
         raise GatewayError(409, "job_not_failed", f"only a failed job can be retried; this one is {current['status']}",
-                           status=current["status"])
+                           job_status=current["status"])
     queue.wakeup.set()
     return retried
