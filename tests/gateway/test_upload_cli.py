@@ -1,0 +1,171 @@
+"""``gateway upload`` and the ops commands, driven as subprocesses against a real ``gateway serve``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.processes import gateway_env, run, running_gateway
+from tests.media_files import jpeg
+
+MiB = 1024 * 1024
+
+
+def fetch(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def add_user(env: dict, name: str, *flags: str) -> str:
+    added = run(["users", "add", name, *flags], env)
+    assert added.returncode == 0, added.stderr
+    return added.stdout.strip().splitlines()[-1]
+
+
+def client_env(tmp_path: Path, port: int, token: str) -> dict:
+    # GATEWAY_URL/GATEWAY_TOKEN instead of flags; the resume state goes to the test's own cache dir.
+    return gateway_env(tmp_path, GATEWAY_URL=f"http://127.0.0.1:{port}", GATEWAY_TOKEN=token,
+                       XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+
+def upload_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway.cli", "upload", *args]
+
+
+def media_of(url: str, token: str, port: int) -> dict:
+    """The media JSON for a content URL printed by the CLI (found in the user's list)."""
+    status, body = fetch(f"http://127.0.0.1:{port}/api/v2/media/?limit=100", token)
+    assert status == 200
+    return next(m for m in json.loads(body)["results"] if m["url"] == url)
+
+
+@pytest.mark.slow
+def test_upload_several_files_prints_their_urls_and_stores_every_byte(tmp_path):
+    photo, blob = tmp_path / "photo.jpg", tmp_path / "data.bin"
+    photo.write_bytes(jpeg(320, 240))
+    blob.write_bytes(os.urandom(3 * MiB + 123))
+    with running_gateway(tmp_path) as (_, port, _log):
+        token = add_user(gateway_env(tmp_path), "alice")
+        done = subprocess.run(upload_cmd(str(photo), str(blob), "--chunk-size", "1M", "--parallel", "2"),
+                              env=client_env(tmp_path, port, token), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        urls = dict(line.split("\t") for line in done.stdout.strip().splitlines())
+        assert set(urls) == {str(photo), str(blob)}
+        for path in (photo, blob):
+            media = media_of(urls[str(path)], token, port)
+            assert media["md5"] == hashlib.md5(path.read_bytes()).hexdigest()
+            assert fetch(urls[str(path)])[1] == path.read_bytes()
+        assert media_of(urls[str(photo)], token, port)["type"] == "image"
+        assert media_of(urls[str(blob)], token, port)["type"] == "document"
+        assert json.loads((tmp_path / "cache" / "media-gateway" / "uploads.json").read_text()) == {}
+
+        # One bad file (missing, empty) fails the run, the others still upload.
+        empty = tmp_path / "empty.txt"
+        empty.write_bytes(b"")
+        mixed = subprocess.run(upload_cmd(str(photo), str(empty), str(tmp_path / "missing.bin")),
+                               env=client_env(tmp_path, port, token), capture_output=True, text=True, timeout=60)
+        assert mixed.returncode == 1
+        assert str(photo) in mixed.stdout and "2 of 3 files failed" in mixed.stderr
+        refused = subprocess.run(upload_cmd(str(photo), "--token", "wrong"), env=client_env(tmp_path, port, token),
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def wait_for_partial_upload(env: dict, timeout: float = 60.0) -> str:
+    """The upload_id once the server holds some but not all of it (read through `gateway uploads list`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = run(["uploads", "list", "--user", "alice"], env)
+        assert listed.returncode == 0, listed.stderr
+        for line in listed.stdout.splitlines():
+            upload_id, user, _name, progress, _expires = line.split("\t")
+            offset, total = (int(n) for n in progress.split("/"))
+            if 0 < offset < total:
+                return upload_id
+        time.sleep(0.05)
+    raise AssertionError("the upload never got under way")
+
+
+@pytest.mark.slow
+def test_an_interrupted_upload_resumes_from_the_server_offset(tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(24 * MiB))
+    with running_gateway(tmp_path) as (_, port, _log):
+        server_env = gateway_env(tmp_path)
+        token = add_user(server_env, "alice")
+        env = client_env(tmp_path, port, token)
+        # Small chunks so the run is still under way when it is killed.
+        first = subprocess.Popen(upload_cmd(str(big), "--chunk-size", "64K"), env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            upload_id = wait_for_partial_upload(server_env)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        status, body = fetch(f"http://127.0.0.1:{port}/api/v2/media/upload/chunk/?upload_id={upload_id}", token)
+        held = json.loads(body)["offset"]
+        assert status == 200 and 0 < held < big.stat().st_size
+        saved = json.loads((tmp_path / "cache" / "media-gateway" / "uploads.json").read_text())
+        assert list(saved.values()) == [upload_id]
+
+        resumed = subprocess.run(upload_cmd(str(big), "--chunk-size", "4M"), env=env, capture_output=True,
+                                 text=True, timeout=180)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resuming big.bin at" in resumed.stderr
+        url = resumed.stdout.strip().split("\t")[1]
+        media = media_of(url, token, port)
+        assert media["size"] == big.stat().st_size
+        assert media["md5"] == hashlib.md5(big.read_bytes()).hexdigest()
+        assert fetch(url)[1] == big.read_bytes()
+        assert run(["uploads", "list"], server_env).stdout == ""  # nothing left in progress
+
+
+def test_jobs_list_and_retry_on_the_configured_store(tmp_path):
+    env = gateway_env(tmp_path)
+    seeded = subprocess.run([sys.executable, "-c", SEED_FAILED_JOB], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert seeded.returncode == 0, seeded.stderr
+    listed = run(["jobs", "list", "--failed"], env)
+    assert listed.returncode == 0 and listed.stdout.startswith("probe:41\tfailed\t1\t")
+    assert "decoder exploded" in listed.stdout and "1 of 1 jobs (failed)" in listed.stderr
+    retried = run(["jobs", "retry", "probe:41"], env)
+    assert retried.returncode == 0 and retried.stdout.strip() == "probe:41: queued again"
+    assert run(["jobs", "list", "--failed"], env).stdout == ""
+    assert "probe:41\tqueued\t0" in run(["jobs", "list"], env).stdout
+    again = run(["jobs", "retry", "probe:41"], env)
+    assert again.returncode == 1 and "this one is queued" in again.stderr
+    missing = run(["jobs", "retry", "nope"], env)
+    assert missing.returncode == 1 and "job not found" in missing.stderr
+    assert run(["uploads", "list", "--user", "nobody"], env).returncode == 1
+
+
+SEED_FAILED_JOB = """
+import asyncio
+from config.settings import load_settings
+from gateway import backends
+from gateway.core.jobs import JobQueue
+
+async def main():
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    documents = backends.document_store(settings)
+    await documents.open()
+    queue = JobQueue(documents)
+    await queue.enqueue("probe", 41)
+    await queue.fail(await queue.claim(["probe"]), "decoder exploded", permanent=True)
+    await documents.close()
+
+asyncio.run(main())
+"""
