@@ -84,13 +84,14 @@ function transferRow(file) {
   const row = el("li", {}, el("span", { className: "name", textContent: file.name, title: file.name }), bar, state);
   row.dataset.name = file.name;
   $("#transfers").append(row);
+  let note = "";  // e.g. "resumed at 800 KiB", kept next to the percentage
   return {
     progress(offset) {
       bar.value = offset;
-      state.textContent = `${Math.floor((100 * offset) / file.size)}%`;
+      state.textContent = `${Math.floor((100 * offset) / file.size)}%${note}`;
     },
-    note: (text) => { state.textContent = text; },
-    done() { row.classList.add("done"); state.textContent = "done"; },
+    note(text) { note = ` · ${text}`; },
+    done() { row.classList.add("done"); state.textContent = `done${note}`; },
     fail(text) { row.classList.add("failed"); state.textContent = text; },
   };
 }
@@ -149,7 +150,7 @@ async function sendFile(file, row) {
   let { uploadId, offset } = await resumePoint(key);
   const md5 = new MD5();
   if (offset > 0) {
-    row.note(`resuming at ${bytes(offset)}`);
+    row.note(`resumed at ${bytes(offset)}`);
     await hashPrefix(file, md5, offset);
   }
   row.progress(offset);
@@ -235,6 +236,12 @@ async function deleteShown() {
 
 // ---- ops panel (staff and admins) ------------------------------------------------------------
 
+function fillTable(selector, rows, empty) {
+  const columns = document.querySelectorAll(`${selector} thead th`).length;
+  $(`${selector} tbody`).replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colSpan: columns, className: "none", textContent: empty }))]));
+}
+
 function cells(...values) {
   return el("tr", {}, ...values.map((value) => (value instanceof Node ? el("td", {}, value)
                                                                        : el("td", { textContent: value }))));
@@ -259,16 +266,17 @@ async function refreshOps() {
     el("li", { className: state === "ok" ? "ok" : "bad", textContent: `${name}: ${state}` })));
   $("#queue").replaceChildren(...Object.entries(queue).map(([state, n]) =>
     el("li", { textContent: `${state}: ${n}` })));
-  $("#uploads-table tbody").replaceChildren(...uploads.results.map((u) =>
-    cells(u.user || `#${u.user_id}`, u.filename, `${bytes(u.offset)} / ${bytes(u.total)}`, u.expires)));
-  $("#failed-table tbody").replaceChildren(...failed.results.map((job) => {
+  fillTable("#uploads-table", uploads.results.map((u) =>
+    cells(u.user || `#${u.user_id}`, u.filename, `${bytes(u.offset)} / ${bytes(u.total)}`, u.expires)),
+  "No uploads in progress.");
+  fillTable("#failed-table", failed.results.map((job) => {
     const retry = el("button", { type: "button", textContent: "Retry" });
     retry.addEventListener("click", async () => {
       await api(`/api/admin/jobs/${encodeURIComponent(job.id)}/retry`, { method: "POST" });
       refreshOps();
     });
     return cells(job.id, String(job.attempts), job.error || "", retry);
-  }));
+  }), "No failed jobs.");
   timers.ops = setTimeout(refreshOps, 5000);
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.console.seeding import seed_failed_job
 from tests.gateway.processes import gateway_env, run, running_gateway
 from tests.media_files import jpeg
 
@@ -134,9 +135,7 @@ def test_an_interrupted_upload_resumes_from_the_server_offset(tmp_path):
 
 def test_jobs_list_and_retry_on_the_configured_store(tmp_path):
     env = gateway_env(tmp_path)
-    seeded = subprocess.run([sys.executable, "-c", SEED_FAILED_JOB], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert seeded.returncode == 0, seeded.stderr
+    seed_failed_job(env, "probe", 41)
     listed = run(["jobs", "list", "--failed"], env)
     assert listed.returncode == 0 and listed.stdout.startswith("probe:41\tfailed\t1\t")
     assert "decoder exploded" in listed.stdout and "1 of 1 jobs (failed)" in listed.stderr
@@ -150,22 +149,3 @@ def test_jobs_list_and_retry_on_the_configured_store(tmp_path):
     assert missing.returncode == 1 and "job not found" in missing.stderr
     assert run(["uploads", "list", "--user", "nobody"], env).returncode == 1
 
-
-SEED_FAILED_JOB = """
-import asyncio
-from config.settings import load_settings
-from gateway import backends
-from gateway.core.jobs import JobQueue
-
-async def main():
-    settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    documents = backends.document_store(settings)
-    await documents.open()
-    queue = JobQueue(documents)
-    await queue.enqueue("probe", 41)
-    await queue.fail(await queue.claim(["probe"]), "decoder exploded", permanent=True)
-    await documents.close()
-
-asyncio.run(main())
-"""
