@@ -1,6 +1,7 @@
 """``gateway upload`` and the ops commands, driven as subprocesses against a real ``gateway serve``."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -12,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
 from tests.console.seeding import seed_failed_job
 from tests.gateway.processes import gateway_env, run, running_gateway
@@ -149,3 +152,68 @@ def test_jobs_list_and_retry_on_the_configured_store(tmp_path):
     assert missing.returncode == 1 and "job not found" in missing.stderr
     assert run(["uploads", "list", "--user", "nobody"], env).returncode == 1
 
+
+
+class FlakyProxy:
+    """A loopback proxy in front of the gateway that makes chosen chunk requests fail: a 503 or 409
+    before the gateway sees them, a dropped connection, or a 502 after the gateway stored the chunk
+    (the reply is lost, so the client's retry meets the new offset)."""
+
+    def __init__(self, upstream: str, faults: dict[int, str]) -> None:
+        self.upstream = upstream
+        self.faults = faults
+        self.chunks = 0
+        self.completes = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        fault = None
+        if request.method == "POST" and request.path.endswith("/upload/chunk/"):
+            self.chunks += 1
+            fault = self.faults.get(self.chunks)
+        elif request.path.endswith("/upload/complete/"):
+            self.completes += 1
+            fault = "503" if self.completes == 1 else None  # the first complete fails too
+        if fault == "503":
+            return web.json_response({"detail": "busy", "code": "backend_unavailable"}, status=503,
+                                     headers={"Retry-After": "0"})
+        if fault == "409":
+            return web.json_response({"detail": "busy", "code": "chunk_in_progress"}, status=409)
+        if fault == "drop":
+            request.transport.abort()
+            return web.Response(status=500)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length",
+                                                                              "transfer-encoding")}
+        async with ClientSession() as http:
+            async with http.request(request.method, self.upstream + str(request.rel_url), headers=headers,
+                                    data=body) as reply:
+                answer = await reply.read()
+                status = 502 if fault == "lost-reply" else reply.status
+                return web.Response(status=status, body=answer, content_type=reply.content_type)
+
+
+@pytest.mark.slow
+async def test_upload_retries_through_5xx_409_dropped_connections_and_lost_replies(tmp_path):
+    data = tmp_path / "flaky.bin"
+    data.write_bytes(os.urandom(10 * 64 * 1024 + 5))  # 11 chunks of 64 KiB
+    with running_gateway(tmp_path) as (_, port, _log):
+        token = add_user(gateway_env(tmp_path), "alice")
+        # The proxy does not pass Host on, so the media URL names the gateway itself.
+        proxy = FlakyProxy(f"http://127.0.0.1:{port}", {2: "503", 4: "409", 6: "drop", 8: "lost-reply"})
+        app = web.Application(client_max_size=16 * MiB)
+        app.router.add_route("*", "/{tail:.*}", proxy.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            cli = await asyncio.create_subprocess_exec(
+                *upload_cmd(str(data), "--chunk-size", "64K", "--url", f"http://127.0.0.1:{server.port}"),
+                env=client_env(tmp_path, port, token), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(cli.communicate(), 120)
+        finally:
+            await server.close()
+        assert cli.returncode == 0, err.decode()
+        assert proxy.chunks == 11 + 4 and proxy.completes == 2  # each fault cost exactly one more request
+        url = out.decode().strip().split("\t")[1]
+        media = media_of(url, token, port)
+        assert media["md5"] == hashlib.md5(data.read_bytes()).hexdigest() and media["size"] == data.stat().st_size
