@@ -13,7 +13,7 @@ from gateway.core import clock
 from gateway.core import jobs as job_ops
 from gateway.core import uploads as upload_ops
 from gateway.core.auth import User
-from gateway.core.errors import field_error, forbidden, not_found
+from gateway.core.errors import bad_request, field_error, forbidden
 from gateway.keys import DOCUMENTS, JOBS, USERS
 
 routes = web.RouteTableDef()
@@ -79,8 +79,8 @@ async def queue_depth(request: web.Request) -> web.Response:
 async def retry_job(request: web.Request) -> web.Response:
     await require_operator(request)
     job_id = request.match_info["id"]
-    if len(job_id) > 200:
-        raise not_found("job")
+    if len(job_id) > 200:  # longer than any job id the gateway makes
+        raise bad_request("invalid_id", "a job id is at most 200 characters")
     return web.json_response(job_json(await job_ops.retry_failed(request.app[JOBS], job_id)))
 
 
@@ -130,27 +130,29 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI: dict[str, Any] = {
     "/api/admin/uploads": {"get": {
-        "summary": "Uploads in progress (staff and admins)", "tags": ["admin"], "security": _SECURITY,
+        "operationId": "adminListUploads", "summary": "Uploads in progress (staff and admins)", "tags": ["admin"], "security": _SECURITY,
         "parameters": [{"name": "user", "in": "query", "required": False, "schema": {"type": "string"},
                         "description": "only this user's uploads"}, *_PAGING],
         "responses": {"200": _ok("a page of unfinished uploads", _page_of("#/components/schemas/AdminUpload")),
                       **_BAD_QUERY, **_OPERATOR_ERRORS}}},
     "/api/admin/jobs": {"get": {
-        "summary": "Jobs, optionally in one state (staff and admins)", "tags": ["admin"], "security": _SECURITY,
+        "operationId": "adminListJobs", "summary": "Jobs, optionally in one state (staff and admins)", "tags": ["admin"], "security": _SECURITY,
         "parameters": [{"name": "state", "in": "query", "required": False,
                         "schema": {"type": "string", "enum": list(job_ops.STATES)}}, *_PAGING],
         "responses": {"200": _ok("a page of jobs, most recently changed first",
                                  _page_of("#/components/schemas/AdminJob")),
                       **_BAD_QUERY, **_OPERATOR_ERRORS}}},
     "/api/admin/queue": {"get": {
+        "operationId": "adminQueueDepth",
         "summary": "Number of jobs per state; queued is the queue depth (staff and admins)", "tags": ["admin"],
         "security": _SECURITY,
         "responses": {"200": _ok("jobs per state", {"$ref": "#/components/schemas/QueueDepth"}),
                       **_OPERATOR_ERRORS}}},
     "/api/admin/jobs/{id}/retry": {"post": {
-        "summary": "Put a failed job back in the queue (staff and admins)", "tags": ["admin"], "security": _SECURITY,
+        "operationId": "adminRetryJob", "summary": "Put a failed job back in the queue (staff and admins)", "tags": ["admin"], "security": _SECURITY,
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": _ok("the job, queued again", {"$ref": "#/components/schemas/AdminJob"}),
-                      **_OPERATOR_ERRORS, "404": _error("no such job"),
+                      "400": _error("an id longer than 200 characters"), **_OPERATOR_ERRORS,
+                      "404": _error("no such job"),
                       "409": _error("the job is not failed (its status is in job_status)")}}},
 }

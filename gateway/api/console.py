@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from gateway.core.errors import not_found
+from gateway.core.errors import bad_request, not_found
 from gateway.keys import SETTINGS
 
 routes = web.RouteTableDef()
@@ -38,9 +38,9 @@ def content_security_policy(public_url: str) -> str:
 
 async def _asset(request: web.Request, name: str) -> web.Response:
     match = ASSET.fullmatch(name)
+    if match is None:  # nothing but plain file names of the console's own kinds, so no path tricks
+        raise bad_request("invalid_name", "not a console file name")
     path = ROOT / name
-    if match is None:
-        raise not_found("file")
     try:
         body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
     except (FileNotFoundError, IsADirectoryError):
@@ -63,19 +63,26 @@ async def console_asset(request: web.Request) -> web.Response:
     return await _asset(request, request.match_info["name"])
 
 
-_HTML = {"description": "the page or asset, with a strict Content-Security-Policy header",
-         "headers": {"Content-Security-Policy": {"schema": {"type": "string"}}},
-         "content": {"text/html": {"schema": {"type": "string"}}}}
-_MISSING = {"description": "no such asset",
+def _static(*types: str) -> dict[str, Any]:
+    return {"description": "the page or asset, with a strict Content-Security-Policy header",
+            "headers": {"Content-Security-Policy": {"schema": {"type": "string"}}},
+            "content": {kind: {"schema": {"type": "string"}} for kind in types}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
+
 OPENAPI: dict[str, Any] = {
-    "/console/": {"get": {"summary": "The browser console (HTML; signs in with an API token)", "tags": ["console"],
-                          "security": [], "responses": {"200": _HTML}}},
+    "/console/": {"get": {
+        "operationId": "console", "summary": "The browser console (HTML; signs in with an API token)",
+        "tags": ["console"], "security": [], "responses": {"200": _static("text/html")}}},
     "/console/{name}": {"get": {
-        "summary": "A static asset of the console (JavaScript, CSS)", "tags": ["console"], "security": [],
-        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {**_HTML, "content": {"text/javascript": {"schema": {"type": "string"}},
-                                                   "text/css": {"schema": {"type": "string"}}}},
-                      "404": _MISSING}}},
+        "operationId": "consoleAsset", "summary": "A file of the console (HTML, JavaScript, CSS, images)",
+        "tags": ["console"], "security": [],
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                        "example": "app.js"}],
+        "responses": {"200": _static(*TYPES.values()), "400": _error("not a console file name"),
+                      "404": _error("no such file")}}},
 }

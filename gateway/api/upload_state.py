@@ -43,7 +43,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI: dict[str, Any] = {
     "/api/v2/media/upload/chunk/": {"get": {
-        "summary": "The offset of an unfinished upload, to resume it", "tags": ["media"],
+        "operationId": "uploadState", "summary": "The offset of an unfinished upload, to resume it", "tags": ["media"],
         "security": [{"bearerAuth": []}, {"tokenAuth": []}],
         "parameters": [{"name": "upload_id", "in": "query", "required": True, "schema": {"type": "string"}}],
         "responses": {
