@@ -22,29 +22,32 @@ def file_key(url: str, path: Path) -> str:
 
 
 class ResumeState:
-    """upload ids by file key; every change is written at once (atomically), so a killed run loses nothing."""
+    """upload ids by file key. Every change is written at once (atomically, so a killed run loses
+    nothing) onto what the file holds then, so two runs at once keep each other's entries."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
+
+    def _load(self) -> dict[str, str]:
         try:
-            self.entries: dict[str, str] = json.loads(self.path.read_text())
+            entries = json.loads(self.path.read_text())
         except (OSError, ValueError):
-            self.entries = {}  # a missing or damaged file only costs a fresh upload
+            return {}  # a missing or damaged file only costs a fresh upload
+        return {k: v for k, v in entries.items() if isinstance(v, str)} if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> str | None:
-        value = self.entries.get(key)
-        return value if isinstance(value, str) else None
+        return self._load().get(key)
 
     def put(self, key: str, upload_id: str) -> None:
-        self.entries[key] = upload_id
-        self._save()
+        self._save({**self._load(), key: upload_id})
 
     def drop(self, key: str) -> None:
-        if self.entries.pop(key, None) is not None:
-            self._save()
+        entries = self._load()
+        if entries.pop(key, None) is not None:
+            self._save(entries)
 
-    def _save(self) -> None:
+    def _save(self, entries: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as out:
-            json.dump(self.entries, out, indent=1)
+            json.dump(entries, out, indent=1)
         os.replace(out.name, self.path)

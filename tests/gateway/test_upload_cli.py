@@ -85,6 +85,10 @@ def test_upload_several_files_prints_their_urls_and_stores_every_byte(tmp_path):
         refused = subprocess.run(upload_cmd(str(photo), "--token", "wrong"), env=client_env(tmp_path, port, token),
                                  capture_output=True, text=True, timeout=60)
         assert refused.returncode == 1 and "401" in refused.stderr
+        for bad in (["--chunk-size", "0"], ["--chunk-size", "lots"], ["--parallel", "0"]):
+            usage = subprocess.run(upload_cmd(str(photo), *bad), env=client_env(tmp_path, port, token),
+                                   capture_output=True, text=True, timeout=60)
+            assert usage.returncode == 2 and usage.stdout == "", bad
 
 
 def wait_for_partial_upload(env: dict, timeout: float = 60.0) -> str:
