@@ -94,7 +94,12 @@ class Transfer:
                 md5.update(data)
                 offset = reply["offset"]
                 progress(offset)
-        media = await self._complete(upload_id, md5.hexdigest(), path)
+        try:
+            media = await self._complete(upload_id, md5.hexdigest(), path)
+        except UploadFailed as exc:
+            if "md5_mismatch" in str(exc):  # the file changed under the same name, size and time
+                self.state.drop(key)  # so the next run starts over instead of failing again
+            raise
         self.state.drop(key)
         return media
 

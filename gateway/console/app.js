@@ -163,9 +163,16 @@ async function sendFile(file, row) {
     offset = reply.offset;
     row.progress(offset);
   }
-  const media = await complete(uploadId, md5.hex(), file);
-  localStorage.removeItem(key);
-  return media;
+  try {
+    const media = await complete(uploadId, md5.hex(), file);
+    localStorage.removeItem(key);
+    return media;
+  } catch (error) {
+    if (!error.body || error.body.code !== "md5_mismatch") throw error;
+    // The file changed under the same name, size and time: it cannot be resumed, so start over next time.
+    localStorage.removeItem(key);
+    throw new Error("the file changed while it was sent; pick it again");
+  }
 }
 
 async function upload(file) {

@@ -221,3 +221,31 @@ async def test_upload_retries_through_5xx_409_dropped_connections_and_lost_repli
         url = out.decode().strip().split("\t")[1]
         media = media_of(url, token, port)
         assert media["md5"] == hashlib.md5(data.read_bytes()).hexdigest() and media["size"] == data.stat().st_size
+
+
+@pytest.mark.slow
+def test_a_file_changed_behind_the_same_name_size_and_time_fails_once_then_starts_over(tmp_path):
+    target = tmp_path / "changing.bin"
+    target.write_bytes(os.urandom(24 * MiB))
+    with running_gateway(tmp_path) as (_, port, _log):
+        server_env = gateway_env(tmp_path)
+        token = add_user(server_env, "alice")
+        env = client_env(tmp_path, port, token)
+        first = subprocess.Popen(upload_cmd(str(target), "--chunk-size", "64K"), env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_partial_upload(server_env)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        stat = target.stat()
+        target.write_bytes(os.urandom(stat.st_size))  # new bytes, same size...
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and the same modification time
+
+        mismatch = subprocess.run(upload_cmd(str(target)), env=env, capture_output=True, text=True, timeout=180)
+        assert mismatch.returncode == 1 and "md5_mismatch" in mismatch.stderr
+        fresh = subprocess.run(upload_cmd(str(target)), env=env, capture_output=True, text=True, timeout=180)
+        assert fresh.returncode == 0, fresh.stderr
+        assert "resuming" not in fresh.stderr
+        media = media_of(fresh.stdout.strip().split("\t")[1], token, port)
+        assert media["md5"] == hashlib.md5(target.read_bytes()).hexdigest()
