@@ -175,8 +175,11 @@ async function sendFile(file, row) {
   }
 }
 
-async function upload(file) {
-  const row = transferRow(file);
+const PARALLEL = 3;  // files sent at once; the others wait their turn
+const waiting = [];
+let sending = 0;
+
+async function upload(file, row) {
   try {
     await sendFile(file, row);
     row.done();
@@ -187,7 +190,11 @@ async function upload(file) {
 }
 
 function uploadAll(files) {
-  for (const file of files) upload(file);
+  waiting.push(...files.map((file) => [file, transferRow(file)]));
+  while (sending < PARALLEL && waiting.length) {
+    sending++;
+    upload(...waiting.shift()).finally(() => { sending--; uploadAll([]); });
+  }
 }
 
 // ---- media grid and detail -------------------------------------------------------------------
@@ -210,7 +217,13 @@ function card(media) {
 
 async function refreshMedia() {
   clearTimeout(timers.media);
-  const page = await api("/api/v2/media/?limit=100");
+  let page;
+  try {
+    page = await api("/api/v2/media/?limit=100");
+  } catch (error) {
+    timers.media = setTimeout(refreshMedia, 5000);  // a gateway restart or a backend outage: try again
+    return;
+  }
   $("#grid").replaceChildren(...page.results.map(card));
   $("#empty").hidden = page.results.length > 0;
   // Thumbnails are made in the background: look again while any media is still processing.
@@ -254,18 +267,9 @@ function cells(...values) {
                                                                        : el("td", { textContent: value }))));
 }
 
-async function refreshOps() {
-  clearTimeout(timers.ops);
-  let queue;
-  try {
-    queue = await api("/api/admin/queue");
-  } catch (error) {
-    if (error.status === 403) return;  // not staff: no panel
-    throw error;
-  }
-  $("#ops").hidden = false;
+async function drawOps(queue) {
   const [ready, uploads, failed] = await Promise.all([
-    fetch("/health/ready").then((reply) => reply.json()),
+    fetch("/health/ready").then((reply) => reply.json()),  // 503 still lists every check
     api("/api/admin/uploads?limit=100"),
     api("/api/admin/jobs?state=failed&limit=100"),
   ]);
@@ -279,11 +283,28 @@ async function refreshOps() {
   fillTable("#failed-table", failed.results.map((job) => {
     const retry = el("button", { type: "button", textContent: "Retry" });
     retry.addEventListener("click", async () => {
-      await api(`/api/admin/jobs/${encodeURIComponent(job.id)}/retry`, { method: "POST" });
+      await api(`/api/admin/jobs/${encodeURIComponent(job.id)}/retry`, { method: "POST" }).catch(showOpsError);
       refreshOps();
     });
     return cells(job.id, String(job.attempts), job.error || "", retry);
   }), "No failed jobs.");
+}
+
+function showOpsError(error) {
+  $("#ops-error").textContent = error ? `Could not load: ${error.message}` : "";
+}
+
+async function refreshOps() {
+  clearTimeout(timers.ops);
+  try {
+    const queue = await api("/api/admin/queue");
+    $("#ops").hidden = false;
+    await drawOps(queue);
+    showOpsError(null);
+  } catch (error) {
+    if (error.status === 403) return;  // not staff: no panel
+    showOpsError(error);  // a backend outage: say so, and keep looking
+  }
   timers.ops = setTimeout(refreshOps, 5000);
 }
 

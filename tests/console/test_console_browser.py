@@ -155,13 +155,16 @@ def test_an_upload_resumes_after_a_page_reload(browser, tmp_path):
         assert media[0]["md5"] == hashlib.md5(big.read_bytes()).hexdigest()
         assert page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('gateway.upload:'))") == []
 
-        # Files dropped on the page upload like picked ones.
+        # Files dropped on the page upload like picked ones (three at a time, the rest wait their turn).
         dropped = page.evaluate_handle("""() => {
             const transfer = new DataTransfer();
-            transfer.items.add(new File(["dropped on the page"], "dropped.txt", {type: "text/plain"}));
+            for (let i = 1; i <= 5; i++) {
+                transfer.items.add(new File([`dropped file ${i}`], `dropped-${i}.txt`, {type: "text/plain"}));
+            }
             return transfer;
         }""")
         page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
-        page.wait_for_function("() => document.querySelectorAll('#transfers li.done').length === 2", timeout=WAIT)
+        page.wait_for_function("() => document.querySelectorAll('#transfers li.done').length === 6", timeout=WAIT)
         titles = {m["title"]: m for m in api(port, token, "/api/v2/media/")["results"]}
-        assert titles["dropped.txt"]["md5"] == hashlib.md5(b"dropped on the page").hexdigest()
+        for i in range(1, 6):
+            assert titles[f"dropped-{i}.txt"]["md5"] == hashlib.md5(f"dropped file {i}".encode()).hexdigest()
