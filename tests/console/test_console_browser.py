@@ -116,6 +116,28 @@ def test_sign_in_upload_see_thumbnail_and_delete(browser, tmp_path):
             page.screenshot(path=target, full_page=True)
 
 
+def upload_then_reload_after_four_chunks(page, path: Path) -> None:
+    """Start uploading ``path``; from the fifth chunk on the network "fails" (the page retries),
+    and the page is reloaded meanwhile, as a user closing the tab would."""
+    sent = []
+
+    def fail_after_four(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        sent.append(route.request)
+        return route.continue_() if len(sent) <= 4 else route.abort()
+
+    page.route("**/api/v2/media/upload/chunk/**", fail_after_four)
+    page.set_input_files("#files", str(path))
+    page.wait_for_function("() => document.querySelector('#transfers progress')?.value === 4 * 204800",
+                           timeout=WAIT)
+    while len(sent) < 5:
+        page.wait_for_timeout(50)
+    page.reload()
+    page.unroute_all()
+    page.wait_for_selector("#workspace", state="visible", timeout=WAIT)  # still signed in (this tab)
+
+
 def test_an_upload_resumes_after_a_page_reload(browser, tmp_path):
     big = tmp_path / "resume-me.bin"
     big.write_bytes(os.urandom(2 * 1024 * 1024))  # 11 chunks
@@ -124,24 +146,7 @@ def test_an_upload_resumes_after_a_page_reload(browser, tmp_path):
         page = browser.new_page()
         sign_in(page, port, token)
 
-        sent = []
-
-        def fail_after_four(route):
-            if route.request.method != "POST":
-                return route.continue_()
-            sent.append(route.request)
-            # From the fifth chunk on the network "fails": the page retries, and is reloaded meanwhile.
-            return route.continue_() if len(sent) <= 4 else route.abort()
-
-        page.route("**/api/v2/media/upload/chunk/**", fail_after_four)
-        page.set_input_files("#files", str(big))
-        page.wait_for_function("() => document.querySelector('#transfers progress')?.value === 4 * 204800",
-                               timeout=WAIT)
-        while len(sent) < 5:
-            page.wait_for_timeout(50)
-        page.reload()
-        page.unroute_all()
-        page.wait_for_selector("#workspace", state="visible", timeout=WAIT)  # still signed in (this tab)
+        upload_then_reload_after_four_chunks(page, big)
 
         chunk_posts = []
         page.on("request", lambda r: chunk_posts.append(r) if r.method == "POST" and "/upload/chunk/" in r.url
@@ -168,3 +173,25 @@ def test_an_upload_resumes_after_a_page_reload(browser, tmp_path):
         titles = {m["title"]: m for m in api(port, token, "/api/v2/media/")["results"]}
         for i in range(1, 6):
             assert titles[f"dropped-{i}.txt"]["md5"] == hashlib.md5(f"dropped file {i}".encode()).hexdigest()
+
+
+def test_a_file_changed_behind_the_same_name_size_and_time_fails_once_then_starts_over(browser, tmp_path):
+    target = tmp_path / "changing.bin"
+    target.write_bytes(os.urandom(2 * 1024 * 1024))
+    with running_gateway(tmp_path) as (_, port, _log):
+        token = run(["users", "add", "carol"], gateway_env(tmp_path)).stdout.strip().splitlines()[-1]
+        page = browser.new_page()
+        sign_in(page, port, token)
+        upload_then_reload_after_four_chunks(page, target)
+        stat = target.stat()
+        target.write_bytes(os.urandom(stat.st_size))  # new bytes, same size and modification time
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+        page.set_input_files("#files", str(target))
+        page.wait_for_selector("#transfers li.failed", timeout=WAIT)
+        assert "the file changed" in page.inner_text("#transfers li.failed .state")
+        page.set_input_files("#files", str(target))  # picked again: a fresh upload
+        page.wait_for_selector("#transfers li.done", timeout=WAIT)
+        assert "resumed" not in page.inner_text("#transfers li.done .state")
+        media = api(port, token, "/api/v2/media/")["results"]
+        assert [m["md5"] for m in media] == [hashlib.md5(target.read_bytes()).hexdigest()]
