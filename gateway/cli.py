@@ -20,8 +20,8 @@ from gateway.core import clock
 from gateway.core import jobs as job_ops
 from gateway.core import uploads as upload_ops
 from gateway.core.auth import Users
-from gateway.core.jobs import JobQueue
 from gateway.core.errors import GatewayError
+from gateway.core.jobs import JobQueue
 from storage.errors import StorageError
 
 log = logging.getLogger("gateway.cli")
