@@ -140,6 +140,7 @@ def test_an_interrupted_upload_resumes_from_the_server_offset(tmp_path):
         assert run(["uploads", "list"], server_env).stdout == ""  # nothing left in progress
 
 
+@pytest.mark.slow  # eight command runs, a second or more each
 def test_jobs_list_and_retry_on_the_configured_store(tmp_path):
     env = gateway_env(tmp_path)
     seed_failed_job(env, "probe", 41)
