@@ -10,7 +10,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway import backends
-from gateway.api import catalog, chunks, content, files, media, ops, statuses, tus
+from gateway.api import admin, catalog, chunks, console, content, files, media, ops, statuses, tus, upload_state
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
@@ -121,6 +121,6 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
     app.on_response_prepare.extend([add_request_id, tus.cors_and_version])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, media, files, catalog, statuses, content, ops, tus):
+    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
         app.add_routes(module.routes)
     return app

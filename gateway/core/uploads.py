@@ -297,3 +297,14 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 async def _shielded(awaitable):
     return await asyncio.shield(awaitable)
+
+
+async def in_progress(documents: DocumentStore, *, user_id: int | None = None, limit: int = 100,
+                      offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """Unfinished, unexpired upload sessions (for operators), the most recently active first."""
+    where: dict[str, Any] = {"status": "uploading", "expires_at": {"$gte": clock.now()}}
+    if user_id is not None:
+        where["user_id"] = user_id
+    total = await documents.count("uploads", where)
+    found = await documents.find("uploads", where, sort=[("expires_at", -1), ("id", 1)], limit=limit, skip=offset)
+    return total, found
