@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from config.settings import Settings
-from gateway import backends
+from gateway import backends, openapi
 from gateway.api import catalog, chunks, content, files, media, ops, statuses
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
@@ -118,4 +118,5 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, media, files, catalog, statuses, content, ops):
         app.add_routes(module.routes)
+    app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app
