@@ -55,6 +55,7 @@ async def delete_media(request: web.Request) -> web.Response:
 from gateway.openapi import PAGING, body, errors, nullable, page_of, path_id, ref  # noqa: E402
 
 _MEDIA_ID = path_id("The media's id.")
+_FILLED = {"type": "string", "pattern": "\\S"}  # blank text is refused as missing
 _MEDIA = {"application/json": {"schema": ref("Media")}}
 
 OPENAPI = {
@@ -68,13 +69,16 @@ OPENAPI = {
                  "description": "`url` and `vimeo` media get a preview fetched from the page (within "
                                 "`GATEWAY_FETCH_TIMEOUT`, else later by a job); private and loopback addresses "
                                 "are refused. Files come through the chunk upload.",
-                 "requestBody": body({"type": "object", "required": ["type"], "properties": {
-                     "type": {"type": "string", "enum": ["url", "vimeo", "embed"]},
-                     "url": {"type": "string", "description": "The page (url, vimeo; optional for embed)."},
-                     "embed_type": {"type": "string", "description": "Required for embed."},
-                     "embed_id": {"type": "string", "description": "Required for embed."},
-                     "metadata": {"type": ["object", "string"], "description": "Embed metadata: an object, or "
-                                                                                "JSON text of one in a form."}}}),
+                 "requestBody": body({"oneOf": [
+                     {"type": "object", "required": ["type", "url"], "properties": {
+                         "type": {"type": "string", "enum": ["url", "vimeo"]},
+                         "url": {**_FILLED, "format": "uri", "description": "The page (vimeo: a vimeo.com URL)."}}},
+                     {"type": "object", "required": ["type", "embed_type", "embed_id"], "properties": {
+                         "type": {"const": "embed"}, "embed_type": _FILLED, "embed_id": _FILLED,
+                         "url": {"type": "string"},
+                         "metadata": {"type": ["object", "string"],
+                                      "description": "An object, or JSON text of one in a form."}}},
+                 ]}),
                  "responses": {"201": {"description": "The new media.", "content": _MEDIA},
                                **errors(400, 401, 413, 503, bad_request="ValidationFailed")}},
     },
@@ -88,7 +92,8 @@ OPENAPI = {
                 "description": "The image is fetched (through the same address guard), checked to be an image, "
                                "and served from `/previews/{hash_code}`. PATCH is the same.",
                 "requestBody": body({"type": "object", "required": ["image"],
-                                     "properties": {"image": {"type": "string", "description": "Image URL."}}}),
+                                     "properties": {"image": {**_FILLED, "format": "uri",
+                                                              "description": "Image URL."}}}),
                 "responses": {"200": {"description": "The media.", "content": _MEDIA},
                               **errors(400, 401, 403, 404, 413, 503, bad_request="ValidationFailed")}},
         "delete": {"operationId": "deleteMedia", "tags": ["media"], "summary": "Delete a media (owner or admin)",
