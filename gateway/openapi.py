@@ -27,6 +27,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The security requirement of every operation that does not say otherwise: either token scheme.
 TOKEN_REQUIRED = [{"bearerAuth": []}, {"tokenAuth": []}]
 PUBLIC: list = []  # an operation's ``security`` when it needs no token
+MAX_ID = 10 ** 18 - 1  # ids are at most 18 digits (gateway.api.common.int_id)
 
 
 # helpers for fragments
@@ -82,7 +83,6 @@ def path_id(description: str = "The item's id.") -> dict[str, Any]:
             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "example": 1}
 
 
-MAX_ID = 10 ** 18 - 1  # ids are at most 18 digits (gateway.api.common.int_id)
 PAGING = [{"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/offset"}]
 
 

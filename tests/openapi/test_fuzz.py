@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -35,7 +34,7 @@ from tests.servers import free_port
 EXAMPLES_PER_OPERATION = 50
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,"
           "response_headers_conformance,ignored_auth,missing_required_header,unsupported_method")
-ST = Path(sys.executable).with_name("st")
+ST = [sys.executable, "-m", "schemathesis.cli"]  # the `st` command, from this interpreter's packages
 
 
 def loopback_site() -> web.Application:
@@ -132,7 +131,7 @@ def test_schemathesis_finds_nothing(tmp_path):
             report = tmp_path / "report.json"
             env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
             finished = subprocess.run([
-                str(ST), "--config-file", str(config), "run", f"{live.url}/openapi.json",
+                *ST, "--config-file", str(config), "run", f"{live.url}/openapi.json",
                 "--header", f"Authorization: Bearer {data['token']}", "--checks", CHECKS,
                 "--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-deterministic", "--workers", "1",
                 "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all",
