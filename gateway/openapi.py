@@ -68,6 +68,13 @@ def errors(*statuses: int, bad_request: str = "BadRequest") -> dict[str, Any]:
             for status in statuses}
 
 
+def links(*operation_ids: str, **parameters: str) -> dict[str, Any]:
+    """OpenAPI links from a response to the operations that take what it returns, e.g.
+    ``links("getMedia", id="$response.body#/id")`` (clients and stateful fuzzing follow them)."""
+    return {operation_id: {"operationId": operation_id, "parameters": dict(parameters)}
+            for operation_id in operation_ids}
+
+
 def body(schema: dict[str, Any], *, required: bool = True, forms: bool = True,
          description: str | None = None) -> dict[str, Any]:
     """A small request body sent as JSON or (``forms``) as a form, as ``read_fields`` takes it."""

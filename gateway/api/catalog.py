@@ -60,7 +60,7 @@ _catalog_routes("/api/v2/tag", TAGS)
 
 
 # OpenAPI (see gateway/openapi.py)
-from gateway.openapi import PAGING, body, errors, nullable, page_of, path_id, ref  # noqa: E402
+from gateway.openapi import PAGING, body, errors, links, nullable, page_of, path_id, ref  # noqa: E402
 
 
 def _catalog_docs(prefix: str, label: str, schema: str, writable: dict, conflicts: tuple[int, ...] = ()) -> dict:
@@ -81,7 +81,8 @@ def _catalog_docs(prefix: str, label: str, schema: str, writable: dict, conflict
                         **errors(400, 401, 503, bad_request="ValidationFailed")}},
             "post": {"operationId": f"create{schema}", "tags": ["catalog"], "summary": f"Create a {label} (staff)",
                      "requestBody": body({**written, "required": ["name"]}),
-                     "responses": {"201": {"description": f"The new {label}.", "content": item},
+                     "responses": {"201": {"description": f"The new {label}.", "content": item, "links": links(
+                         f"get{schema}", f"update{schema}", f"patch{schema}", f"delete{schema}", id="$response.body#/id")},
                                    **errors(400, 401, 403, *conflicts, 413, 503, bad_request="ValidationFailed")}},
         },
         f"{prefix}/{{id}}/": {

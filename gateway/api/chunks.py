@@ -84,7 +84,7 @@ async def upload_complete(request: web.Request) -> web.Response:
 
 
 # OpenAPI (see gateway/openapi.py)
-from gateway.openapi import body, errors, ref  # noqa: E402  (docs sit below the routes they describe)
+from gateway.openapi import body, errors, links, ref  # noqa: E402  (docs sit below the routes they describe)
 
 _MEDIA_TYPES = ["image", "document", "eimage", "editor_image"]
 _BINARY = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
@@ -111,7 +111,8 @@ OPENAPI = {
             "encoding": {name: {"contentType": "application/octet-stream"}
                          for name in ("file", "image", "document", "eimage")}}}},
         "responses": {
-            "200": {"description": "The chunk is stored.", "content": {"application/json": {"schema": ref("Chunk")}}},
+            "200": {"description": "The chunk is stored.", "content": {"application/json": {"schema": ref("Chunk")}},
+                    "links": links("uploadChunk", "uploadComplete", **{"query.upload_id": "$response.body#/upload_id"})},
             **errors(400, 401, 404, 409, 410, 413, 503, bad_request="UploadRejected"),
         },
     }},
@@ -126,7 +127,8 @@ OPENAPI = {
             "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$", "description": "Hex md5 of the whole file."},
             "type": {"type": "string", "enum": _MEDIA_TYPES, "description": "`eimage`: an editor image."}}}),
         "responses": {
-            "201": {"description": "The new media.", "content": {"application/json": {"schema": ref("Media")}}},
+            "201": {"description": "The new media.", "content": {"application/json": {"schema": ref("Media")}},
+                    "links": links("getMedia", "deleteMedia", "getFile", id="$response.body#/id")},
             **errors(400, 401, 404, 410, 413, 503, bad_request="UploadRejected"),
         },
     }},

@@ -176,7 +176,7 @@ async def delete_file(request: web.Request) -> web.Response:
 
 
 # OpenAPI (see gateway/openapi.py)
-from gateway.openapi import PAGING, body, errors, nullable, page_of, path_id, ref  # noqa: E402
+from gateway.openapi import PAGING, body, errors, links, nullable, page_of, path_id, ref  # noqa: E402
 
 _FILE = {"application/json": {"schema": ref("File")}}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
@@ -205,7 +205,8 @@ OPENAPI = {
                          "name": {**_NAME, "description": "Defaults to the file name."},
                          "description": {"type": "string", "maxLength": 4096}}},
                      "encoding": {"f": {"contentType": "application/octet-stream"}}}}},
-                 "responses": {"201": {"description": "The new file.", "content": _FILE},
+                 "responses": {"201": {"description": "The new file.", "content": _FILE, "links": links(
+                     "getFile", "updateFile", "patchFile", "deleteFile", "getMedia", id="$response.body#/id")},
                                **errors(400, 401, 403, 413, 503, bad_request="ValidationFailed")}},
     },
     "/api/media/files/{id}": {

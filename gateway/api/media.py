@@ -52,11 +52,13 @@ async def delete_media(request: web.Request) -> web.Response:
 
 
 # OpenAPI (see gateway/openapi.py)
-from gateway.openapi import PAGING, body, errors, nullable, page_of, path_id, ref  # noqa: E402
+from gateway.openapi import PAGING, body, errors, links, nullable, page_of, path_id, ref  # noqa: E402
 
 _MEDIA_ID = path_id("The media's id.")
 _FILLED = {"type": "string", "pattern": "\\S"}  # blank text is refused as missing
 _MEDIA = {"application/json": {"schema": ref("Media")}}
+# Where a new media's id leads.
+_MEDIA_LINKS = links("getMedia", "setMediaImage", "deleteMedia", id="$response.body#/id")
 
 OPENAPI = {
     "/api/v2/media/": {
@@ -79,7 +81,7 @@ OPENAPI = {
                          "metadata": {"type": ["object", "string"],
                                       "description": "An object, or JSON text of one in a form."}}},
                  ]}),
-                 "responses": {"201": {"description": "The new media.", "content": _MEDIA},
+                 "responses": {"201": {"description": "The new media.", "content": _MEDIA, "links": _MEDIA_LINKS},
                                **errors(400, 401, 413, 503, bad_request="ValidationFailed")}},
     },
     "/api/v2/media/{id}/": {

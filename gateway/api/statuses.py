@@ -79,7 +79,7 @@ async def delete_status(request: web.Request) -> web.Response:
 
 
 # OpenAPI (see gateway/openapi.py)
-from gateway.openapi import PAGING, body, errors, nullable, page_of, path_id, ref  # noqa: E402
+from gateway.openapi import PAGING, body, errors, links, nullable, page_of, path_id, ref  # noqa: E402
 
 _STATUS = {"application/json": {"schema": ref("Status")}}
 _IDS = {"type": "array", "items": {"type": "integer"}}
@@ -111,7 +111,8 @@ OPENAPI = {
         "post": {"operationId": "createStatus", "tags": ["statuses"], "summary": "Post a status",
                  "requestBody": body({"type": "object", "required": ["action", "categories"],
                                       "properties": _WRITABLE}, forms=False),
-                 "responses": {"201": {"description": "The new status.", "content": _STATUS},
+                 "responses": {"201": {"description": "The new status.", "content": _STATUS, "links": links(
+                     "getStatus", "updateStatus", "patchStatus", "deleteStatus", id="$response.body#/id")},
                                **errors(400, 401, 413, 503, bad_request="ValidationFailed")}},
     },
     "/api/v2/status/{id}/": {

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -33,7 +35,8 @@ from tests.servers import free_port
 
 EXAMPLES_PER_OPERATION = 50
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,"
-          "response_headers_conformance,ignored_auth,missing_required_header,unsupported_method")
+          "response_headers_conformance,ignored_auth,missing_required_header,unsupported_method,"
+          "use_after_free,ensure_resource_availability")
 ST = [sys.executable, "-m", "schemathesis.cli"]  # the `st` command, from this interpreter's packages
 
 
@@ -57,6 +60,7 @@ def loopback_site() -> web.Application:
 async def seed(app, base: str, site: str) -> dict:
     """Data for the run, made through the API as a client would; what the config needs."""
     _, token = await app[USERS].add("fuzz-admin", admin=True)
+    _, plain_token = await app[USERS].add("fuzz-user")
     auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(base_url=base) as http:
         async def call(method: str, path: str, expect: int, **kwargs) -> dict:
@@ -85,7 +89,7 @@ async def seed(app, base: str, site: str) -> dict:
             "deleteStatus": (await call("POST", "/api/v2/status/", 201, json={
                 "action": "postupdate", "categories": []}))["id"],
         }
-    return {"token": token, "image": image, "document": document, "link": link, "category": category,
+    return {"token": token, "plain_token": plain_token, "image": image, "document": document, "link": link, "category": category,
             "tag": tag, "status": status, "throwaway": throwaway}
 
 
@@ -110,6 +114,25 @@ def run_config(data: dict) -> str:
     return "\n".join(blocks)
 
 
+def schemathesis(base: str, token: str, phases: str, config: str, workdir: Path) -> tuple[str, dict]:
+    """One ``st run``: its output, and its JSON report (asserting it passed)."""
+    workdir.mkdir()
+    (workdir / "schemathesis.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    finished = subprocess.run([
+        *ST, "--config-file", "schemathesis.toml", "run", f"{base}/openapi.json",
+        "--header", f"Authorization: Bearer {token}", "--checks", CHECKS, "--phases", phases,
+        "--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-deterministic", "--workers", "1",
+        "--suppress-health-check", "all", "--request-timeout", "30", "--no-color",
+        "--report", "json", "--report-json-path", "report.json",
+    ], cwd=workdir, env={**env, "NO_PROXY": "127.0.0.1"}, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stdout[-20000:] + finished.stderr[-3000:]
+    report = json.loads((workdir / "report.json").read_text())
+    assert report["operations"]["errored"] == 0, report["operations"]
+    assert report["test_cases"]["with_failures"] == 0 and report["test_cases"]["errored"] == 0, report["test_cases"]
+    return finished.stdout, report
+
+
 @pytest.mark.slow
 def test_schemathesis_finds_nothing(tmp_path):
     site_port = free_port()
@@ -126,25 +149,21 @@ def test_schemathesis_finds_nothing(tmp_path):
         site = live.run(start_site)
         try:
             data = live.run(lambda app: seed(app, live.url, f"http://127.0.0.1:{site_port}"))
-            config = tmp_path / "schemathesis.toml"
-            config.write_text(run_config(data))
-            report = tmp_path / "report.json"
-            env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-            finished = subprocess.run([
-                *ST, "--config-file", str(config), "run", f"{live.url}/openapi.json",
-                "--header", f"Authorization: Bearer {data['token']}", "--checks", CHECKS,
-                "--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-deterministic", "--workers", "1",
-                "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all",
-                "--request-timeout", "30", "--no-color", "--report", "json", "--report-json-path", str(report),
-            ], cwd=tmp_path, env={**env, "NO_PROXY": "127.0.0.1"}, capture_output=True, text=True, timeout=600)
+            # Every operation on its own, with the seeded ids; then sequences that follow the
+            # document's links (create, read, change, delete), which make their own items.
+            _, each = schemathesis(live.url, data["token"], "examples,coverage,fuzzing", run_config(data),
+                                   tmp_path / "operations")
+            output, chained = schemathesis(live.url, data["token"], "stateful", "", tmp_path / "stateful")
+            # A plain user: the staff-only and owner-only answers (403) must be documented too.
+            _, plain = schemathesis(live.url, data["plain_token"], "examples,coverage", run_config(data),
+                                    tmp_path / "plain-user")
         finally:
             live.run(lambda app: site.cleanup())
         refused = list(live.loop.refused)
-    summary = json.loads(report.read_text()) if report.exists() else {}
-    operations, cases = summary.get("operations", {}), summary.get("test_cases", {})
-    print(f"\nschemathesis: {operations.get('tested')} operations, {cases.get('generated')} cases, "
-          f"{len(refused)} outbound attempts refused unsent (hosts: {sorted({host for _, host in refused})[:8]})")
-    assert finished.returncode == 0, finished.stdout[-20000:] + finished.stderr[-3000:]
-    assert operations["tested"] == operations["total"] and operations["errored"] == 0, operations
-    assert cases["with_failures"] == 0 and cases["errored"] == 0, cases
+    assert each["operations"]["tested"] == each["operations"]["total"], each["operations"]
+    scenarios = re.search(r"Scenarios:\s+(\d+)", output)
+    print(f"\nschemathesis: {each['operations']['tested']} operations, {each['test_cases']['generated']} cases; "
+          f"stateful: {scenarios and scenarios.group(1)} scenarios, {chained['test_cases']['generated']} cases; "
+          f"as a plain user: {plain['test_cases']['generated']} cases; "
+          f"{len(refused)} outbound attempts refused unsent (hosts: {sorted({host for _, host in refused})[:6]})")
     assert all(kind in ("dns", "connect") for kind, _ in refused)  # and each one was refused before any packet
