@@ -33,7 +33,9 @@ from tests.media_files import jpeg, pdf_like, png
 from tests.openapi.live import LiveGateway
 from tests.servers import free_port
 
-EXAMPLES_PER_OPERATION = 50
+# By hand: FUZZ_EXAMPLES=300 for a deeper run, FUZZ_SEED=N for other (still reproducible) cases.
+EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "50"))
+GENERATION = ["--seed", os.environ["FUZZ_SEED"]] if os.environ.get("FUZZ_SEED") else ["--generation-deterministic"]
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,"
           "response_headers_conformance,ignored_auth,missing_required_header,unsupported_method,"
           "use_after_free,ensure_resource_availability")
@@ -122,7 +124,7 @@ def schemathesis(base: str, token: str, phases: str, config: str, workdir: Path)
     finished = subprocess.run([
         *ST, "--config-file", "schemathesis.toml", "run", f"{base}/openapi.json",
         "--header", f"Authorization: Bearer {token}", "--checks", CHECKS, "--phases", phases,
-        "--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-deterministic", "--workers", "1",
+        "--max-examples", str(EXAMPLES_PER_OPERATION), *GENERATION, "--workers", "1",
         "--suppress-health-check", "all", "--request-timeout", "30", "--no-color",
         "--report", "json", "--report-json-path", "report.json",
     ], cwd=workdir, env={**env, "NO_PROXY": "127.0.0.1"}, capture_output=True, text=True, timeout=600)
