@@ -1,9 +1,12 @@
 """Schemathesis against a live gateway, from its own /openapi.json.
 
 The gateway serves a real loopback socket (tests/openapi/live.py); the ``st`` CLI
-runs as a subprocess with an admin's token, bounded and reproducible: a fixed
-number of examples per operation, deterministic generation, one worker. Checks: no
-5xx, every status code documented, bodies and content types as documented.
+runs as a subprocess, bounded and reproducible (a fixed number of examples per
+operation, deterministic generation, one worker), three times: every operation as
+an admin; sequences along the document's links (stateful); every operation's
+examples and coverage cases as a plain user. Checks: no 5xx; status codes, headers,
+content types and bodies as documented; a missing token refused; a created item
+found and a deleted one gone.
 
 Seeded data lets the run get past 404s: an image with thumbnails, a document, a
 link media with a preview image (fetched from a loopback site the gateway is
