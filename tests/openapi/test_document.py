@@ -14,6 +14,8 @@ from config.settings import load_settings
 from gateway import openapi
 from gateway.app import create_app
 from gateway.keys import USERS
+from storage.documents.sqlite import SqliteDocumentStore
+from storage.errors import BackendUnavailable
 from tests.chunking import complete, processed, send_chunk, upload_chunks, upload_media
 from tests.media_files import jpeg, pdf_like
 
@@ -150,3 +152,37 @@ async def test_real_answers_match_their_schemas(client):
     conforms(await anonymous.json(), "/api/v2/media/", "get", 401)
     missing = await client.get("/api/v2/media/999999/", headers=auth)
     conforms(await missing.json(), "/api/v2/media/{id}/", "get", 404)
+
+
+class FlakyStore(SqliteDocumentStore):
+    """The embedded store, until ``down`` is set: then every read fails like a lost backend."""
+    down = False
+
+    async def find(self, *args, **kwargs):
+        if self.down:
+            raise BackendUnavailable("sqlite", "gone for the test")
+        return await super().find(*args, **kwargs)
+
+    async def ping(self) -> None:
+        if self.down:
+            raise BackendUnavailable("sqlite", "gone for the test")
+        await super().ping()
+
+
+async def test_an_outage_is_the_documented_503(tmp_path):
+    store = FlakyStore(tmp_path / "gateway.sqlite3")
+    client = TestClient(TestServer(create_app(load_settings(environ={"GATEWAY_DATA_DIR": str(tmp_path)}),
+                                              documents=store), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        conforms = Conforms(await served_document(client))
+        _, token = await client.app[USERS].add("outage")
+        store.down = True
+        reply = await client.get("/api/v2/media/", headers={"Authorization": f"Bearer {token}"})
+        assert reply.status == 503 and reply.headers["Retry-After"].isdigit()
+        conforms(await reply.json(), "/api/v2/media/", "get", 503)
+        ready = await client.get("/health/ready")
+        assert ready.status == 503 and "Retry-After" in ready.headers
+        conforms(await ready.json(), "/health/ready", "get", 503)
+    finally:
+        await client.close()
