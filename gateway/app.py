@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from config.settings import Settings
-from gateway import backends
+from gateway import backends, openapi
 from gateway.api import admin, catalog, chunks, console, content, files, media, ops, statuses, tus, upload_state
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
@@ -123,4 +123,5 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
         app.add_routes(module.routes)
+    app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app

@@ -23,6 +23,7 @@ from gateway.core import streams
 from gateway.core import tus as core
 from gateway.core.errors import GatewayError, bad_request
 from gateway.keys import MEDIA, OBJECTS, SETTINGS, TUS
+from gateway.openapi import PUBLIC, errors, ref, reply
 from storage.errors import ObjectNotFound
 
 PREFIX = "/files"
@@ -249,3 +250,80 @@ async def cors_and_version(request: web.Request, response: web.StreamResponse) -
         headers["Access-Control-Allow-Methods"] = "POST, GET, HEAD, PATCH, DELETE, OPTIONS"
         headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
         headers["Access-Control-Max-Age"] = "86400"
+
+
+def _header(name: str, description: str, *, required: bool = False, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _out(*names: str) -> dict:
+    return {name: {"description": f"`{name}`", "schema": {"type": "string"}} for name in names}
+
+
+_VERSION = _header("Tus-Resumable", "The protocol version; anything else is 412.", required=True,
+                   schema={"type": "string", "const": core.VERSION})
+_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+_OCTETS = {"required": True, "content": {OFFSET_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+_TUS_ERRORS = {"412": reply("Missing or unsupported `Tus-Resumable`.", ref("Error"), headers=_out("Tus-Version")),
+               **errors(400, 401, 404, 410, 503)}
+OPENAPI = {
+    PREFIX + "/": {
+        "options": {"operationId": "tusOptions", "tags": ["tus"], "summary": "What this tus server supports",
+                    "security": PUBLIC, "responses": {"204": {"description": "Capabilities.", "headers": _out(
+                        "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm")}}},
+        "post": {"operationId": "tusCreate", "tags": ["tus"], "summary": "Create an upload (creation, "
+                 "creation-with-upload, creation-defer-length, concatenation)",
+                 "parameters": [_VERSION, _header("Upload-Length", "Bytes of the whole upload."),
+                                _header("Upload-Defer-Length", "`1`: the length comes with a later PATCH."),
+                                _header("Upload-Metadata", "`key base64value` pairs; `filename` is the title."),
+                                _header("Upload-Concat", "`partial`, or `final;/files/a /files/b`."),
+                                _header("Upload-Checksum", "`sha1|md5|sha256 <base64>` of a body sent along.")],
+                 "requestBody": {**_OCTETS, "required": False},
+                 "responses": {"201": {"description": "Created; `Location` is the upload URL.",
+                                       "headers": _out("Location", "Upload-Offset", "Upload-Expires", "Media-Id")},
+                               **_TUS_ERRORS, **errors(413),
+                               "460": reply("The body does not match `Upload-Checksum`.", ref("Error"))}},
+    },
+    PREFIX + "/{upload_id}": {
+        "options": {"operationId": "tusOptionsUpload", "tags": ["tus"], "summary": "CORS preflight",
+                    "security": PUBLIC, "parameters": [_ID],
+                    "responses": {"204": {"description": "Capabilities.", "headers": _out("Tus-Version")}}},
+        "head": {"operationId": "tusHead", "tags": ["tus"], "summary": "Where an upload stands",
+                 "parameters": [_ID, _VERSION],
+                 "responses": {"200": {"description": "The upload's offset, length and metadata; `Media-Id` once "
+                                                      "it is a media.",
+                                       "headers": _out("Upload-Offset", "Upload-Length", "Upload-Defer-Length",
+                                                       "Upload-Metadata", "Upload-Concat", "Upload-Expires",
+                                                       "Media-Id", "Cache-Control")}, **_TUS_ERRORS}},
+        "patch": {"operationId": "tusPatch", "tags": ["tus"], "summary": "Append bytes at `Upload-Offset`",
+                  "parameters": [_ID, _VERSION, _header("Upload-Offset", "Where this body starts.", required=True),
+                                 _header("Upload-Length", "Sets a deferred length."),
+                                 _header("Upload-Checksum", "`sha1|md5|sha256 <base64>` of this body.")],
+                  "requestBody": _OCTETS,
+                  "responses": {"204": {"description": "Stored; `Media-Id` when this finished the upload.",
+                                        "headers": _out("Upload-Offset", "Upload-Expires", "Media-Id")},
+                                **_TUS_ERRORS, **errors(403, 409, 413),
+                                "415": reply("The body is not `application/offset+octet-stream`.", ref("Error")),
+                                "460": reply("The body does not match `Upload-Checksum`; nothing was kept.",
+                                             ref("Error"))}},
+        "delete": {"operationId": "tusTerminate", "tags": ["tus"], "summary": "Terminate an upload",
+                   "parameters": [_ID, _VERSION],
+                   "responses": {"204": {"description": "Terminated; its bytes are removed."}, **_TUS_ERRORS}},
+        "get": {"operationId": "tusDownload", "tags": ["tus"], "summary": "The bytes of a finished upload",
+                "parameters": [_ID],
+                "responses": {"200": {"description": "The bytes.", "content": {"application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                    "206": {"description": "The bytes of a `Range`."}, **errors(401, 404, 409, 410, 416, 503)}},
+        "post": {"operationId": "tusMethodOverride", "tags": ["tus"],
+                 "summary": "PATCH, DELETE or HEAD through `X-HTTP-Method-Override`",
+                 "parameters": [_ID, _VERSION, _header("X-HTTP-Method-Override", "`PATCH`, `DELETE` or `HEAD`.",
+                                                       required=True, schema={"enum": ["PATCH", "DELETE", "HEAD"]}),
+                                _header("Upload-Offset", "With PATCH: where the body starts.")],
+                 "requestBody": {**_OCTETS, "required": False},
+                 "responses": {"200": {"description": "HEAD's answer."}, "204": {"description": "PATCH or DELETE "
+                               "done."}, **_TUS_ERRORS, **errors(403, 409, 413),
+                               "415": reply("The body is not `application/offset+octet-stream`.", ref("Error")),
+                               "460": reply("Checksum mismatch.", ref("Error"))}},
+    },
+}
