@@ -74,9 +74,10 @@ async def test_a_chunk_that_does_not_match_its_checksum_is_refused_and_not_kept(
 
     wrong = type("WrongChecksum", (Uploader,), {"CHECKSUM_ALGORITHM_PAIR": (
         "sha256", lambda chunk: hashlib.sha256(b"not " + chunk))})
-    liar = wrong(file_path=str(tmp_path / "checked.bin"), url=uploader.url,
-                 client=TusClient(endpoint(client), headers=user["auth"]), chunk_size=256 * KiB,
-                 upload_checksum=True)
+    # Given a URL, the constructor asks the server for the offset (a blocking HEAD): not on the loop.
+    liar = await asyncio.to_thread(wrong, file_path=str(tmp_path / "checked.bin"), url=uploader.url,
+                                   client=TusClient(endpoint(client), headers=user["auth"]), chunk_size=256 * KiB,
+                                   upload_checksum=True)
     with pytest.raises(TusUploadFailed) as failed:
         await asyncio.to_thread(liar.upload_chunk)
     assert failed.value.status_code == 460
