@@ -5,7 +5,8 @@
 //    abortAt (fraction of the file), terminate (abort(true)), log (record every request)}
 // It prints one JSON line per step: {"step": ..., "value": ...}; exit code 1 on an error.
 const fs = require('fs');
-const { Upload, FileUrlStorage } = require('tus-js-client');
+const { Transform } = require('stream');
+const { Upload, FileUrlStorage, DefaultHttpStack } = require('tus-js-client');
 
 const plan = JSON.parse(process.argv[2]);
 
@@ -70,21 +71,63 @@ async function upload() {
   report('done', finished(job, started, last));
 }
 
+// The client's own HTTP stack, except that a PATCH body stops flowing once `limit`
+// bytes of the file have gone out; then `cut()` runs (once). onProgress is throttled to
+// 100 ms, and a whole file in one PATCH crosses loopback faster than that, so it
+// cannot place an abort; this places it exactly.
+class CuttingStack extends DefaultHttpStack {
+  constructor(limit, cut) {
+    super();
+    this.limit = limit;
+    this.cut = cut;
+  }
+
+  createRequest(method, url) {
+    const request = super.createRequest(method, url);
+    const send = request.send.bind(request);
+    const { limit, cut } = this;
+    request.send = (body) => {
+      if (method !== 'PATCH' || !body || typeof body.pipe !== 'function') {
+        return send(body);
+      }
+      let position = Number(request.getHeader('Upload-Offset'));
+      const valve = new Transform({
+        transform(chunk, encoding, done) {
+          const room = limit - position;
+          const piece = room < chunk.length ? chunk.subarray(0, Math.max(room, 0)) : chunk;
+          position += piece.length;
+          if (piece.length) this.push(piece);
+          if (position < limit) {
+            done();
+          } else {
+            // Hold the rest (never call done) and give what was pushed time to arrive.
+            setTimeout(cut, 300);
+          }
+        },
+      });
+      valve.size = body.size; // Content-Length stays the whole chunk's, as the client declared it
+      return send(body.pipe(valve));
+    };
+    return request;
+  }
+}
+
 async function abort() {
   const size = fs.statSync(plan.file).size;
+  const limit = Math.floor(plan.abortAt * size);
   let job;
+  let cutting = false;
   const aborted = new Promise((resolve, reject) => {
-    let stopping = false;
+    const cut = () => {
+      if (cutting) return;
+      cutting = true;
+      // abort(true) also sends DELETE (termination); abort() only drops the request.
+      job.abort(Boolean(plan.terminate)).then(() => resolve(limit), reject);
+    };
     job = new Upload(fs.createReadStream(plan.file), options({
-      onProgress(sent) {
-        if (!stopping && sent >= plan.abortAt * size) {
-          stopping = true;
-          // abort(true) also sends DELETE (termination); abort() only drops the request.
-          job.abort(Boolean(plan.terminate)).then(() => resolve(sent), reject);
-        }
-      },
+      httpStack: new CuttingStack(limit, cut),
       onSuccess: () => reject(new Error('finished before the abort point')),
-      onError: reject,
+      onError: (error) => (cutting ? null : reject(error)),
     }));
     job.start();
   });

@@ -85,8 +85,9 @@ async def media_id_of(client, url: str, auth: dict, timeout: float = 20.0) -> in
 
 async def assert_finished_upload(client, url: str, auth: dict, data: bytes) -> dict:
     """The served bytes are the file, and the media has the file's md5 once processed."""
+    media_id = await media_id_of(client, url, auth)  # a final upload is assembled by a job, after its 201
     assert await served_bytes(client, url, auth) == data
-    media = await processed(client, auth, await media_id_of(client, url, auth), timeout=60)
+    media = await processed(client, auth, media_id, timeout=60)
     assert media["processing"] == "done", media
     assert (media["size"], media["md5"]) == (len(data), hashlib.md5(data).hexdigest()), media
     return media
