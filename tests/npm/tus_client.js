@@ -2,7 +2,9 @@
 // tests in tests/tus/ and for bench/tus.py. One JSON plan in argv[2]:
 //   {endpoint, token, file, action: "upload" | "abort" | "resume",
 //    chunkSize, parallelUploads, metadata, urlStorage (a JSON file for FileUrlStorage),
-//    abortAt (fraction of the file), terminate (abort(true)), log (record every request)}
+//    abortAt (fraction of the file), terminate (abort(true)), log (record every request),
+//    clientOptions (more Upload options as they are, e.g. uploadLengthDeferred), buffer (read
+//    the file into a Buffer instead of streaming it), trace (each request on stderr as it goes)}
 // It prints one JSON line per step: {"step": ..., "value": ...}; exit code 1 on an error.
 const fs = require('fs');
 const { Transform } = require('stream');
@@ -16,6 +18,11 @@ function report(step, value) {
 
 const exchanges = [];
 
+function record(exchange) {
+  exchanges.push(exchange);
+  if (plan.trace) process.stderr.write(`${JSON.stringify(exchange)}\n`); // as it happens, for a hung run
+}
+
 function options(extra) {
   const chosen = {
     endpoint: plan.endpoint,
@@ -28,17 +35,18 @@ function options(extra) {
     removeFingerprintOnSuccess: true,
     onBeforeRequest(req) {
       if (plan.log) {
-        exchanges.push({ method: req.getMethod(), url: req.getURL(), offset: req.getHeader('Upload-Offset') ?? null,
+        record({ method: req.getMethod(), url: req.getURL(), offset: req.getHeader('Upload-Offset') ?? null,
                          concat: req.getHeader('Upload-Concat') ?? null });
       }
     },
     onAfterResponse(req, res) {
       if (plan.log) {
-        exchanges.push({ method: req.getMethod(), url: req.getURL(), status: res.getStatus(),
+        record({ method: req.getMethod(), url: req.getURL(), status: res.getStatus(),
                          offset: res.getHeader('Upload-Offset') ?? null, mediaId: res.getHeader('Media-Id') ?? null,
                          location: res.getHeader('Location') ?? null });
       }
     },
+    ...(plan.clientOptions || {}),
     ...extra,
   };
   if (plan.urlStorage) {
@@ -66,7 +74,10 @@ function run(upload) {
 
 async function upload() {
   const started = Date.now();
-  const job = new Upload(fs.createReadStream(plan.file), options({}));
+  // With uploadLengthDeferred, tus-js-client 4.3.1 declares a whole chunk's Content-Length
+  // for the short last slice of a file stream (and the request hangs); a Buffer is sliced right.
+  const input = plan.buffer ? fs.readFileSync(plan.file) : fs.createReadStream(plan.file);
+  const job = new Upload(input, options({}));
   const last = await run(job);
   report('done', finished(job, started, last));
 }

@@ -51,6 +51,20 @@ async def test_whole_file_in_one_patch(gateway, tus_js_client, tmp_path):
     assert media["id"] == int(done["mediaId"])
 
 
+@OBJECT_STORES
+@pytest.mark.parametrize("option", ["uploadDataDuringCreation", "uploadLengthDeferred"])
+async def test_creation_with_upload_and_deferred_length(gateway, tus_js_client, tmp_path, option):
+    """The client's switches for the creation-with-upload and creation-defer-length extensions."""
+    client, user, token = gateway
+    data = write_file(tmp_path / "ext.bin", 3 * MiB + 11)
+    code, steps, err = await tus_js(plan(client, token, tmp_path / "ext.bin", chunkSize=1 * MiB,
+                                         clientOptions={option: True}, buffer=True))
+    assert code == 0, err
+    requests = [e["method"] for e in steps["done"]["exchanges"] if "status" not in e]
+    assert requests == ["POST"] + ["PATCH"] * (3 if option == "uploadDataDuringCreation" else 4), requests
+    await assert_finished_upload(client, steps["done"]["url"], user["auth"], data)
+
+
 @pytest.mark.slow
 @OBJECT_STORES
 async def test_256_kib_chunks(gateway, tus_js_client, tmp_path):
