@@ -261,7 +261,9 @@ def _out(*names: str) -> dict:
     return {name: {"description": f"`{name}`", "schema": {"type": "string"}} for name in names}
 
 
-_VERSION = _header("Tus-Resumable", "The protocol version; anything else is 412.", required=True,
+# Required by the protocol, but a missing one is 412 there (not the 400 OpenAPI tools expect of a
+# required header), so it is documented as optional with its 412.
+_VERSION = _header("Tus-Resumable", f"Must be `{core.VERSION}`; missing or anything else is 412.",
                    schema={"type": "string", "const": core.VERSION})
 _ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _OCTETS = {"required": True, "content": {OFFSET_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
@@ -317,12 +319,14 @@ OPENAPI = {
                     "206": {"description": "The bytes of a `Range`."}, **errors(401, 404, 409, 410, 416, 503)}},
         "post": {"operationId": "tusMethodOverride", "tags": ["tus"],
                  "summary": "PATCH, DELETE or HEAD through `X-HTTP-Method-Override`",
-                 "parameters": [_ID, _VERSION, _header("X-HTTP-Method-Override", "`PATCH`, `DELETE` or `HEAD`.",
-                                                       required=True, schema={"enum": ["PATCH", "DELETE", "HEAD"]}),
+                 "parameters": [_ID, _VERSION, _header("X-HTTP-Method-Override", "`PATCH`, `DELETE` or `HEAD`; "
+                                                       "without one a POST here is 405.",
+                                                       schema={"enum": ["PATCH", "DELETE", "HEAD"]}),
                                 _header("Upload-Offset", "With PATCH: where the body starts.")],
                  "requestBody": {**_OCTETS, "required": False},
                  "responses": {"200": {"description": "HEAD's answer."}, "204": {"description": "PATCH or DELETE "
                                "done."}, **_TUS_ERRORS, **errors(403, 409, 413),
+                               "405": reply("No or another method override.", ref("Error")),
                                "415": reply("The body is not `application/offset+octet-stream`.", ref("Error")),
                                "460": reply("Checksum mismatch.", ref("Error"))}},
     },
