@@ -19,8 +19,8 @@ from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
 
 from storage.counting import counted
-from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
-from storage.errors import BackendUnavailable, DuplicateKey, ObjectNotFound, StorageError
+from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter, blobs_in_order
+from storage.errors import BackendUnavailable, DuplicateKey, StorageError
 
 BLOBS = "staged_blobs"
 
@@ -174,10 +174,7 @@ class MongoDocumentStore:
     async def get_blobs(self, keys: list[str]) -> list[bytes]:
         found = {d["_id"]: bytes(d["data"]) for d in await self._call(self._blobs().find({"_id": {"$in": keys}})
                                                                       .to_list())}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            raise ObjectNotFound(missing[0])
-        return [found[key] for key in keys]
+        return blobs_in_order(found, keys)
 
     @counted
     async def delete_blobs(self, keys: list[str]) -> None:

@@ -18,9 +18,9 @@ from typing import Any, Iterable
 
 import aiosqlite
 
-from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
+from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter, blobs_in_order
 from storage.counting import counted
-from storage.errors import BackendUnavailable, DuplicateKey, ObjectNotFound, StorageError
+from storage.errors import BackendUnavailable, DuplicateKey, StorageError
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _OPERATORS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
@@ -203,10 +203,7 @@ class SqliteDocumentStore:
         marks = ", ".join("?" * len(keys))
         cursor = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
         found = {key: bytes(data) for key, data in await cursor.fetchall()}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            raise ObjectNotFound(missing[0])
-        return [found[key] for key in keys]
+        return blobs_in_order(found, keys)
 
     @counted
     async def delete_blobs(self, keys: list[str]) -> None:
