@@ -42,6 +42,8 @@ class Settings:
     mongodb_uri: str = _setting("mongodb://127.0.0.1:27017/gateway", "GATEWAY_MONGODB_URI")
     mongodb_database: str = _setting("gateway", "GATEWAY_MONGODB_DATABASE", "used when the URI names none")
     upload_expiry: int = _setting(86400, "GATEWAY_UPLOAD_EXPIRY", "seconds an unfinished upload lives")
+    token_cache: float = _setting(5.0, "GATEWAY_TOKEN_CACHE",
+                                  "seconds an authenticated token is remembered; revocation takes this long; 0 = off")
     upload_lease: float = _setting(5.0, "GATEWAY_UPLOAD_LEASE",
                                    "seconds a chunk owns its upload without sending a byte; renewed while bytes flow")
     max_upload_size: int = _setting(5 * GiB, "GATEWAY_MAX_UPLOAD_SIZE", "bytes")
@@ -95,6 +97,7 @@ class Settings:
             "s3_part_size": self.s3_part_size >= S3_MIN_PART_SIZE or f"must be at least {S3_MIN_PART_SIZE} (5 MiB)",
             "upload_expiry": self.upload_expiry > 0 or "must be positive",
             "upload_lease": self.upload_lease > 0 or "must be positive",
+            "token_cache": 0 <= self.token_cache <= 300 or "must be 0-300 seconds",
             "max_upload_size": self.max_upload_size > 0 or "must be positive",
             "sweep_interval": self.sweep_interval > 0 or "must be positive",
             "ready_timeout": self.ready_timeout > 0 or "must be positive",

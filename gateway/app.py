@@ -96,9 +96,10 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app.middlewares.insert(0, accept_either_slash)  # outermost: it re-runs the others for the other path
     app[SETTINGS] = settings
     app[DOCUMENTS] = documents or backends.document_store(settings)
-    app[OBJECTS] = objects or backends.object_store(settings)
+    app[OBJECTS] = objects or backends.object_store(settings, staging=app[DOCUMENTS])
     app[METRICS] = Metrics()
-    app[USERS] = Users(app[DOCUMENTS])
+    app[METRICS].count_backend_requests(app[DOCUMENTS], app[OBJECTS])
+    app[USERS] = Users(app[DOCUMENTS], cache_seconds=settings.token_cache)
     app[UPLOADS] = Uploads(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_expiry,
                            max_size=settings.max_upload_size, lease=settings.upload_lease)
     app[JOBS] = JobQueue(app[DOCUMENTS], lease_seconds=settings.job_lease, max_attempts=settings.job_attempts,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from config.settings import Settings
-from storage.documents.port import DocumentStore
+from storage.documents.port import BlobStaging, DocumentStore
 from storage.objects.port import ObjectStore
 
 
@@ -16,13 +16,14 @@ def document_store(settings: Settings) -> DocumentStore:
     return SqliteDocumentStore(settings.data_dir / "gateway.sqlite3")
 
 
-def object_store(settings: Settings) -> ObjectStore:
+def object_store(settings: Settings, staging: BlobStaging | None) -> ObjectStore:
+    """``staging`` is the document store when it can stage S3 chunks (every adapter can)."""
     if settings.object_store == "s3":
         from storage.objects.s3 import S3ObjectStore
 
         return S3ObjectStore(endpoint=settings.s3_endpoint, bucket=settings.s3_bucket, region=settings.s3_region,
                              access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
-                             part_size=settings.s3_part_size, timeout=settings.backend_timeout)
+                             part_size=settings.s3_part_size, staging=staging, timeout=settings.backend_timeout)
     from storage.objects.local import LocalObjectStore
 
     return LocalObjectStore(settings.data_dir)

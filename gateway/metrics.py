@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 
 class Metrics:
@@ -30,8 +31,27 @@ class Metrics:
         self.loop_lag = Gauge("gateway_event_loop_lag_seconds",
                               "How late the event loop ran a timer, last sample", registry=self.registry)
 
+    def count_backend_requests(self, *stores) -> None:
+        self.registry.register(_BackendRequests(stores))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BackendRequests:
+    """``gateway_backend_requests_total{backend,operation}``: read at scrape time from the
+    plain counters the store adapters keep (S3 counts HTTP attempts, which is what it bills)."""
+
+    def __init__(self, stores) -> None:
+        self.stores = stores
+
+    def collect(self):
+        family = CounterMetricFamily("gateway_backend_requests", "Requests sent to storage backends",
+                                     labels=["backend", "operation"])
+        for store in self.stores:
+            for operation, count in sorted(getattr(store, "requests", {}).items()):
+                family.add_metric([store.name, operation], count)
+        yield family
 
 
 async def watch_loop_lag(metrics: Metrics, interval: float = 0.5) -> None:

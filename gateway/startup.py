@@ -43,7 +43,7 @@ def _network_stores(settings: Settings) -> list[tuple[str, str, Callable[[Settin
     if settings.document_store == "mongodb":
         stores.append(("mongodb", _without_password(settings.mongodb_uri), backends.document_store))
     if settings.object_store == "s3":
-        stores.append(("s3", settings.s3_endpoint or "AWS", backends.object_store))
+        stores.append(("s3", settings.s3_endpoint or "AWS", lambda s: backends.object_store(s, staging=None)))
     return stores
 
 

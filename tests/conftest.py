@@ -39,7 +39,8 @@ class Stack:
 
     async def client(self, **env) -> TestClient:
         settings = load_settings(environ={**self.settings_env, **{k.upper(): str(v) for k, v in env.items()}})
-        app = create_app(settings, documents=self.make_documents(), objects=self.make_objects(settings))
+        documents = self.make_documents()
+        app = create_app(settings, documents=documents, objects=self.make_objects(settings, documents))
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         self.clients.append(client)
@@ -65,11 +66,11 @@ async def stack(request, tmp_path):
         s3 = request.getfixturevalue("seaweedfs")
         env.update(GATEWAY_S3_ENDPOINT=s3.endpoint, GATEWAY_S3_BUCKET=S3_BUCKET,
                    GATEWAY_S3_ACCESS_KEY=s3.access_key, GATEWAY_S3_SECRET_KEY=s3.secret_key)
-        make_objects = lambda settings: S3ObjectStore(  # noqa: E731
+        make_objects = lambda settings, documents: S3ObjectStore(  # noqa: E731
             endpoint=s3.endpoint, bucket=S3_BUCKET, region="us-east-1", access_key=s3.access_key,
-            secret_key=s3.secret_key, part_size=settings.s3_part_size)
+            secret_key=s3.secret_key, part_size=settings.s3_part_size, staging=documents)
     else:
-        make_objects = lambda settings: LocalObjectStore(tmp_path)  # noqa: E731
+        make_objects = lambda settings, documents: LocalObjectStore(tmp_path)  # noqa: E731
     built = Stack(request.param, env, make_documents, make_objects)
     yield built
     for client in built.clients:

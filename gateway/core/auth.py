@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 
 from gateway.core import clock
@@ -48,8 +49,16 @@ def hash_token(token: str) -> str:
 
 
 class Users:
-    def __init__(self, documents: DocumentStore) -> None:
+    """Users and their API tokens. A token that authenticated is remembered for
+    ``cache_seconds`` (a chunk upload sends one request per 200 KiB), so a revoked
+    token stops working on every instance within that time, at once on this one."""
+
+    MAX_CACHED = 10_000
+
+    def __init__(self, documents: DocumentStore, *, cache_seconds: float = 0.0) -> None:
         self.documents = documents
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, User]] = {}  # token hash -> (valid until, user)
 
     async def add(self, username: str, *, staff: bool = False, admin: bool = False) -> tuple[User, str]:
         if not USERNAME.match(username):
@@ -70,6 +79,7 @@ class Users:
             raise GatewayError(404, "not_found", f"no user {username!r}")
         token = secrets.token_urlsafe(32)
         doc = await self.documents.update("users", found[0]["id"], {"token_hash": hash_token(token)})
+        self._cache = {key: hit for key, hit in self._cache.items() if hit[1].id != found[0]["id"]}
         return User.from_doc(doc or found[0]), token
 
     async def grant(self, username: str, permission: str) -> User:
@@ -96,7 +106,17 @@ class Users:
         if scheme.lower() not in SCHEMES or not token:
             return None
         wanted = hash_token(token)
+        now = time.monotonic()
+        cached = self._cache.get(wanted)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         found = await self.documents.find("users", {"token_hash": wanted}, limit=1)
         if not found or not hmac.compare_digest(found[0]["token_hash"], wanted):
+            self._cache.pop(wanted, None)
             return None
-        return User.from_doc(found[0])
+        user = User.from_doc(found[0])
+        if self.cache_seconds > 0:
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
+            self._cache[wanted] = (now + self.cache_seconds, user)
+        return user

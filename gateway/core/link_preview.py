@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from bs4 import BeautifulSoup, SoupStrainer, Tag
+from bs4 import BeautifulSoup, SoupStrainer, Tag, UnicodeDammit
 
 MIN_IMG_SIDE = 200
 OEMBED_TYPES = ("application/json+oembed", "text/json+oembed")  # the second is a common legacy spelling
@@ -164,11 +164,14 @@ def _oembed_link(soup: BeautifulSoup, base: str) -> str | None:
 
 def parse_page(markup: bytes | str, base_url: str, *, encoding: str | None = None) -> PagePreview:
     """Preview fields of a page. Bytes are decoded with ``encoding`` (the HTTP
-    charset) when given, else as the page declares, else sniffed. Only the first
-    ``MAX_PARSE_BYTES`` are read."""
+    charset) when given, else as the page declares, else as UTF-8 if they are valid
+    UTF-8, else sniffed (a statistical guess, which misreads short UTF-8 text as
+    Thai or Cyrillic). Only the first ``MAX_PARSE_BYTES`` are read."""
     markup = bounded_markup(markup or "")
-    soup = BeautifulSoup(markup, "html.parser", parse_only=PAGE_TAGS, from_encoding=encoding
-                         if isinstance(markup, bytes) else None)
+    if isinstance(markup, bytes):
+        markup = UnicodeDammit(markup, [encoding] if encoding else [], is_html=True,
+                               user_encodings=["utf-8"]).unicode_markup or ""
+    soup = BeautifulSoup(markup, "html.parser", parse_only=PAGE_TAGS)
     meta = _meta(soup)
     first = {}
     for key, value in meta:

@@ -5,17 +5,16 @@ acknowledged ``offset``, the object store's upload ``target`` state and the runn
 md5 state (``rehashes.PyMd5``, 88 bytes), so no instance keeps anything in memory
 between chunks and ``complete`` never re-reads the object.
 
-A chunk is written in three steps: take the session's write lease by
-compare-and-set on ``{offset: START, lease expired}``, stream the bytes to the
-object store, then advance ``offset`` by compare-and-set on ``{offset: START,
-lease_id: mine}``. A retried or racing chunk therefore either sees the new offset
-(400 with ``offset``) or the held lease (409), and never corrupts the session.
+A chunk is written in two steps: the object store writes the bytes where only
+this attempt's new state points, then one compare-and-set on ``{offset: START}``
+advances the offset and commits that state. A retried or racing chunk therefore
+sees the new offset (400 with ``offset``) and never corrupts the session; S3 part
+uploads are also fenced by a short lease (see ``chunk_fence``).
 """
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import re
 import uuid
@@ -26,6 +25,7 @@ import rehashes
 
 from gateway.core import clock
 from gateway.core.auth import User
+from gateway.core.chunk_fence import ClientAborted, Fence, LeaseLost, chunk_in_progress, received
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from gateway.core.names import safe_filename
 from storage.documents.port import DocumentStore
@@ -89,12 +89,10 @@ class Uploads:
         if session["total"] != chunk.total:
             raise bad_request("total_changed", "Content-Range TOTAL differs from earlier chunks",
                               total=session["total"])
-        lease = await self._take_lease(session, chunk.start)
-        try:
-            return await self._write(lease, chunk, body, new=False)
-        except BaseException:
-            await self._release(lease)
-            raise
+        if session["offset"] != chunk.start:
+            raise bad_request("invalid_offset", f"chunk starts at {chunk.start} but the upload is at "
+                              f"{session['offset']}", offset=session["offset"])
+        return await self._write(session, chunk, body, new=False)
 
     def check_size(self, chunk: ChunkRange) -> None:
         if chunk.total > self.max_size:
@@ -111,8 +109,8 @@ class Uploads:
         now = clock.now()
         return {"id": uuid.uuid4().hex, "user_id": user.id, "status": "uploading", "filename": safe_filename(filename),
                 "total": chunk.total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": None,
-                "created_at": now, "expires_at": now + self.expiry, "epoch": 1, "lease_id": uuid.uuid4().hex,
-                "lease_until": now + self.lease}
+                "created_at": now, "expires_at": now + self.expiry, "epoch": 0, "lease_id": None,
+                "lease_until": 0.0}
 
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
         doc = await self.documents.get("uploads", str(upload_id))
@@ -124,68 +122,43 @@ class Uploads:
             raise bad_request("upload_complete", "this upload is already complete", offset=doc["offset"])
         return doc
 
-    async def _take_lease(self, session: dict[str, Any], start: int) -> dict[str, Any]:
-        """Own the session's next write. Each lease carries a new ``epoch``: the fencing
-        token the object store uses so a writer that lost its lease can never touch
-        bytes a later writer committed (S3 part numbers are never reused)."""
-        for current in (session, None):
-            current = current or await self.documents.get("uploads", session["id"]) or session
-            if current["offset"] != start:
-                raise bad_request("invalid_offset", f"chunk starts at {start} but the upload is at "
-                                  f"{current['offset']}", offset=current["offset"])
-            if current["status"] != "uploading":
-                raise bad_request("upload_complete", "this upload is already complete", offset=current["offset"])
-            now = clock.now()
-            if current["lease_until"] >= now:
-                break
-            taken = await self.documents.update(
-                "uploads", session["id"],
-                {"lease_id": uuid.uuid4().hex, "lease_until": now + self.lease, "epoch": (current.get("epoch") or 0) + 1},
-                expect={"offset": start, "status": "uploading", "lease_until": {"$lt": now},
-                        "epoch": current.get("epoch")})
-            if taken is not None:
-                return taken
-        raise GatewayError(409, "chunk_in_progress", "another request is writing this upload; retry shortly",
-                           headers={"Retry-After": "1"}, offset=session["offset"])
-
-    async def _release(self, lease: dict[str, Any]) -> None:
-        # Runs even when the client went away; shielded so a cancelled handler still frees the lease.
-        with contextlib.suppress(Exception):
-            await _shielded(self.documents.update("uploads", lease["id"], {"lease_id": None, "lease_until": 0.0},
-                                                  expect={"lease_id": lease["lease_id"]}))
-
-    async def _write(self, lease: dict[str, Any], chunk: ChunkRange, body: Chunks, *, new: bool) -> dict[str, Any]:
-        md5 = _md5_load(lease["md5"])
-        old_target = lease["target"]
+    async def _write(self, session: dict[str, Any], chunk: ChunkRange, body: Chunks, *,
+                     new: bool) -> dict[str, Any]:
+        md5 = _md5_load(session["md5"])
+        fence = Fence(self.documents, session, chunk.start, self.lease, new=new)
+        old_target = session["target"]
         if new:
-            old_target = await self.objects.begin(f"media/{lease['id']}/{lease['filename']}",
+            old_target = await self.objects.begin(f"media/{session['id']}/{session['filename']}",
                                                   "application/octet-stream")
-        received = _received(body, md5, _LeaseKeeper(self.documents, lease, self.lease) if not new else None)
         try:
-            new_target = await self.objects.append(old_target, chunk.start, received, chunk.length,
-                                                   fence=lease["epoch"])
+            new_target = await self.objects.append(old_target, chunk.start, received(body, md5, fence),
+                                                   chunk.length, fence=fence.take)
         except BaseException as exc:
+            await fence.release()
             if new:
                 await _shielded(self.objects.abort(old_target))
-            raise _client_error(exc, lease, chunk) from None
+            raise _client_error(exc, session, chunk) from None
         changes = {"offset": chunk.end + 1, "target": new_target, "md5": _md5_dump(md5),
                    "expires_at": clock.now() + self.expiry, "lease_id": None, "lease_until": 0.0}
         if new:
-            committed = {**lease, **changes}
+            committed = {**session, **changes, "epoch": fence.epoch}
             try:
                 await self.documents.insert("uploads", committed)
             except BaseException:
                 await _shielded(self.objects.abort(new_target))
                 raise
-            log.info("upload created", extra={"upload_id": lease["id"], "total": chunk.total})
+            log.info("upload created", extra={"upload_id": session["id"], "total": chunk.total})
         else:
-            committed = await self.documents.update("uploads", lease["id"], changes,
-                                                    expect={"offset": chunk.start, "lease_id": lease["lease_id"]})
-        if committed is None:  # our lease expired and another request moved on: drop our bytes
+            # The one compare-and-set that commits: whichever attempt gets here first wins.
+            committed = await self.documents.update("uploads", session["id"], changes,
+                                                    expect={"offset": chunk.start})
+        if committed is None:
             await self.objects.cleanup(keep=old_target, drop=new_target)
-            raise lease_lost()
+            current = await self.documents.get("uploads", session["id"]) or session
+            raise bad_request("invalid_offset", "another request stored this range first",
+                              offset=current["offset"])
         await self.objects.cleanup(keep=new_target, drop=old_target)
-        log.info("chunk stored", extra={"upload_id": lease["id"], "offset": committed["offset"]})
+        log.info("chunk stored", extra={"upload_id": session["id"], "offset": committed["offset"]})
         return committed
 
     async def finish(self, session: dict[str, Any], md5: str) -> tuple[dict[str, Any], Any]:
@@ -201,7 +174,7 @@ class Uploads:
         actual = self.md5_of(session)
         if actual != md5:
             raise bad_request("md5_mismatch", "md5 does not match the uploaded bytes", offset=session["offset"])
-        info = await self.objects.complete(session["target"])
+        info = await self.objects.complete(session["target"], fence=(session.get("epoch") or 0) + 1)
         return session, info
 
     @staticmethod
@@ -233,58 +206,6 @@ class Uploads:
         return swept
 
 
-def lease_lost() -> GatewayError:
-    return GatewayError(409, "chunk_in_progress", "another request took over this upload; retry from its offset",
-                        headers={"Retry-After": "1"})
-
-
-class LeaseLost(Exception):
-    """Raised into a chunk's byte stream when another request has taken its lease."""
-
-
-class _LeaseKeeper:
-    """Renews a chunk's lease while its bytes keep flowing, so a lease can be short
-    (a crashed instance's lease frees the upload within seconds) without expiring
-    under a slow but live client. A failed renewal means another request took over:
-    the stream stops at once (and fencing keeps any byte already sent harmless)."""
-
-    def __init__(self, documents: DocumentStore, lease: dict[str, Any], seconds: float) -> None:
-        self.documents = documents
-        self.lease = lease
-        self.seconds = seconds
-        self.renewed_at = clock.now()
-
-    async def keep(self) -> None:
-        now = clock.now()
-        if now - self.renewed_at < self.seconds / 3:
-            return
-        renewed = await self.documents.update("uploads", self.lease["id"], {"lease_until": now + self.seconds},
-                                              expect={"lease_id": self.lease["lease_id"]})
-        if renewed is None:
-            raise LeaseLost()
-        self.renewed_at = now
-
-
-class ClientAborted(Exception):
-    """The client's body broke off (disconnect, idle timeout): not a server fault."""
-
-
-async def _received(body: Chunks, md5: rehashes.PyMd5, keeper: _LeaseKeeper | None) -> AsyncIterator[bytes]:
-    """The client's bytes, hashed as they pass; errors of the client's side become ClientAborted."""
-    pieces = body.__aiter__()
-    while True:
-        try:
-            piece = await pieces.__anext__()
-        except StopAsyncIteration:
-            return
-        except (ConnectionError, TimeoutError) as exc:
-            raise ClientAborted(str(exc) or type(exc).__name__) from None
-        md5.update(piece)
-        if keeper is not None:
-            await keeper.keep()
-        yield piece
-
-
 def _client_error(exc: BaseException, lease: dict[str, Any], chunk: ChunkRange) -> BaseException:
     """What a failed append means for the client: its own fault, a lost lease, or the store's."""
     if isinstance(exc, IncompleteBody):
@@ -292,7 +213,7 @@ def _client_error(exc: BaseException, lease: dict[str, Any], chunk: ChunkRange) 
                            f"Content-Range announces {exc.expected} bytes but the body has a different length",
                            offset=chunk.start)
     if isinstance(exc, LeaseLost):
-        return lease_lost()
+        return chunk_in_progress("another request took over this upload; retry from its offset")
     if isinstance(exc, ClientAborted):
         # 499 (nginx's "client closed request") in logs and metrics; nothing was committed,
         # so the same chunk can simply be sent again.

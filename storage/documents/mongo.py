@@ -8,15 +8,21 @@ primary failover. Driver errors become storage errors here and nowhere else.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Iterable
+
+from bson import Binary
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
 
+from storage.counting import counted
 from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
-from storage.errors import BackendUnavailable, DuplicateKey, StorageError
+from storage.errors import BackendUnavailable, DuplicateKey, ObjectNotFound, StorageError
+
+BLOBS = "staged_blobs"
 
 
 def _to_mongo(doc: Document) -> Document:
@@ -53,6 +59,7 @@ class MongoDocumentStore:
         self.timeout = timeout
         self._client: AsyncMongoClient | None = None
         self._db = None
+        self.requests: Counter[str] = Counter()
 
     async def open(self) -> None:
         ms = int(self.timeout * 1000)
@@ -101,12 +108,15 @@ class MongoDocumentStore:
             raise BackendUnavailable("mongodb", "not open")
         await self._call(self._client.admin.command("ping"))
 
+    @counted
     async def insert(self, collection: str, doc: Document) -> None:
         await self._call(self._collection(collection).insert_one(_to_mongo(doc)))
 
+    @counted
     async def get(self, collection: str, id: Any) -> Document | None:
         return _from_mongo(await self._call(self._collection(collection).find_one({"_id": id})))
 
+    @counted
     async def find(self, collection: str, where: Filter | None = None, *, sort: Iterable[tuple[str, int]] = (),
                    limit: int | None = None, skip: int = 0) -> list[Document]:
         cursor = self._collection(collection).find(_query(where), skip=skip, limit=limit or 0)
@@ -115,9 +125,11 @@ class MongoDocumentStore:
             cursor = cursor.sort(order)
         return [_from_mongo(d) for d in await self._call(cursor.to_list())]
 
+    @counted
     async def count(self, collection: str, where: Filter | None = None) -> int:
         return await self._call(self._collection(collection).count_documents(_query(where)))
 
+    @counted
     async def update(self, collection: str, id: Any, changes: Document, *,
                      expect: Filter | None = None) -> Document | None:
         query = {**_query(expect), "_id": id}
@@ -127,10 +139,12 @@ class MongoDocumentStore:
             query, {"$set": changes}, return_document=ReturnDocument.AFTER))
         return _from_mongo(updated)
 
+    @counted
     async def delete(self, collection: str, id: Any, *, expect: Filter | None = None) -> bool:
         result = await self._call(self._collection(collection).delete_one({**_query(expect), "_id": id}))
         return result.deleted_count > 0
 
+    @counted
     async def next_id(self, sequence: str) -> int:
         counters = self._collection("counters", internal=True)  # next_id's own: not a port collection
         while True:
@@ -144,3 +158,32 @@ class MongoDocumentStore:
                 await self._call(counters.insert_one({"_id": sequence, "value": 0}))
             except DuplicateKey:
                 pass
+
+    # BlobStaging: staged chunks as BSON binary, at most MAX_BLOB (4 MiB) each
+
+    def _blobs(self):
+        if self._db is None:
+            raise BackendUnavailable("mongodb", "not open")
+        return self._db[BLOBS]
+
+    @counted
+    async def put_blob(self, key: str, data: bytes) -> None:
+        await self._call(self._blobs().replace_one({"_id": key}, {"_id": key, "data": Binary(data)}, upsert=True))
+
+    @counted
+    async def get_blobs(self, keys: list[str]) -> list[bytes]:
+        found = {d["_id"]: bytes(d["data"]) for d in await self._call(self._blobs().find({"_id": {"$in": keys}})
+                                                                      .to_list())}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            raise ObjectNotFound(missing[0])
+        return [found[key] for key in keys]
+
+    @counted
+    async def delete_blobs(self, keys: list[str]) -> None:
+        if keys:
+            await self._call(self._blobs().delete_many({"_id": {"$in": keys}}))
+
+    @counted
+    async def delete_blob_prefix(self, prefix: str) -> None:
+        await self._call(self._blobs().delete_many({"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}))

@@ -72,6 +72,28 @@ class DocumentStore(Protocol):
         """A strictly increasing integer (media ids), shared by every instance."""
 
 
+class BlobStaging(Protocol):
+    """Optional capability: small binary pieces, durable and shared like documents.
+
+    The S3 adapter stages chunks smaller than a part here until they add up to one
+    (a 200 KiB write to the document store is far cheaper than an S3 PUT). Keys are
+    strings; ``delete_blob_prefix`` removes everything of one upload. Pieces stay at
+    ``MAX_BLOB`` bytes or less (MongoDB's 16 MB document limit, with room to spare).
+    """
+
+    async def put_blob(self, key: str, data: bytes) -> None: ...
+
+    async def get_blobs(self, keys: list[str]) -> list[bytes]:
+        """The pieces in the order asked; ObjectNotFound if any is missing."""
+
+    async def delete_blobs(self, keys: list[str]) -> None: ...
+
+    async def delete_blob_prefix(self, prefix: str) -> None: ...
+
+
+MAX_BLOB = 4 * 1024 * 1024
+
+
 def get_path(doc: Document, dotted: str) -> Any:
     value: Any = doc
     for part in dotted.split("."):

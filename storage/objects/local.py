@@ -25,7 +25,7 @@ import aiofiles
 import aiofiles.os
 
 from storage.errors import BackendUnavailable, ObjectNotFound
-from storage.objects.port import Chunks, IncompleteBody, ObjectBody, ObjectInfo, UploadState
+from storage.objects.port import Chunks, Fence, IncompleteBody, ObjectBody, ObjectInfo, UploadState
 
 READ_PIECE = 256 * 1024
 COPY_PIECE = 1024 * 1024
@@ -108,7 +108,7 @@ class LocalObjectStore:
         return {"key": key, "file": name, "content_type": content_type, "size": 0, "pending": None}
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: int) -> UploadState:
+                     fence: Fence) -> UploadState:
         await self._merge(state)  # the last committed chunk, in case its writer died before copying it
         segment = f"{state['file']}.{offset:016d}.{uuid.uuid4().hex[:8]}"
         path = self.uploads / segment
@@ -142,7 +142,7 @@ class LocalObjectStore:
             except OSError as exc:
                 raise BackendUnavailable("local", str(exc)) from exc
 
-    async def complete(self, state: UploadState) -> ObjectInfo:
+    async def complete(self, state: UploadState, *, fence: int = 0) -> ObjectInfo:
         path = self._path(state["key"])
         await aiofiles.os.makedirs(path.parent, exist_ok=True)
         # Concurrent or retried completes all end here; whoever renames first wins and

@@ -15,16 +15,20 @@ lease while another one commits the same range. So an append never changes bytes
 that a committed state points at: each attempt writes where only its own new state
 points (a fresh segment file, a fresh staged key, an S3 part number no other attempt
 uses), and only the core's compare-and-set decides which new state becomes the
-committed one. ``fence`` is the lease's epoch, strictly increasing per upload, for
-adapters that need a unique number per attempt.
+committed one. ``fence`` is an async callable that returns a fencing token, an
+integer strictly increasing per upload, for adapters that need a unique number per
+attempt (S3 part numbers); it takes the session's lease, so call it only when
+needed (local and staged writes do not). ``complete`` gets a token above every one
+handed out so far.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 UploadState = dict[str, Any]
 Chunks = AsyncIterator[bytes]
+Fence = Callable[[], Awaitable[int]]
 
 
 class IncompleteBody(Exception):
@@ -83,10 +87,10 @@ class ObjectStore(Protocol):
     async def begin(self, key: str, content_type: str) -> UploadState: ...
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: int) -> UploadState:
+                     fence: Fence) -> UploadState:
         """Store exactly ``length`` bytes at ``offset`` (== bytes stored so far), fenced as above."""
 
-    async def complete(self, state: UploadState) -> ObjectInfo:
+    async def complete(self, state: UploadState, *, fence: int) -> ObjectInfo:
         """Turn the appended bytes into the object at the state's key. Idempotent: a
         retried or concurrent complete of the same state returns the same object."""
 

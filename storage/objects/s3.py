@@ -2,24 +2,23 @@
 
 S3 multipart wants every part but the last to be at least 5 MiB, while clients
 send 200 KiB chunks. A chunk that, with what is already staged, stays below the
-part size is stored as its own small "staged" object under ``_staging/<upload>/``.
-A chunk that reaches it becomes one part (parts need not be equal): the staged
-bytes, read back, followed by the chunk streamed straight from the client. So
-every acknowledged byte is in S3 (durable, visible to every instance), each byte
-is written at most twice (write amplification <= 2x), and memory per upload is
-below one part. The state that ties it together lives in the session document:
+part size is staged in the document store (``BlobStaging``: a SQLite BLOB row or a
+MongoDB binary document of at most 4 MiB), which is durable and shared by every
+instance and takes a small write far cheaper than an S3 PUT. A chunk that reaches
+the part size becomes one part (parts need not be equal): the staged bytes, read
+back, followed by the chunk streamed straight from the client. So S3 sees one
+request per part, as a direct multipart upload would, each byte is written to S3
+once, and memory per upload stays below one part. The state that ties it together
+lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
-     "parts": [[number, etag], ...], "staged": [[key, size], ...], "size",
-     "next_part", "fence"}
+     "parts": [[number, etag], ...], "staged": [[blob key, size], ...], "size"}
 
 Fencing. On AWS the last upload of a part number wins, so a writer that stalled
 past its lease must never upload a part number that another attempt may commit.
-Part numbers come from the lease epoch (``fence``): an attempt on a state committed
-at epoch F uses ``next_part + (fence - F - 1)``, so every attempt since that commit
-gets its own number, numbers only grow with the offset, and a commit moves
-``next_part`` past every number handed out so far. Only abandoned attempts skip
-numbers; staged keys are fresh per attempt anyway.
+A part's number is the fencing token the core hands out (the session lease's
+epoch): unique per attempt and growing with the offset. Abandoned attempts only
+skip numbers; staged keys are fresh per attempt anyway.
 """
 from __future__ import annotations
 
@@ -27,21 +26,25 @@ import asyncio
 import contextlib
 import io
 import uuid
+from collections import Counter
 from typing import AsyncIterator
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
-from storage.objects.port import Chunks, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly
 
-STAGING = "_staging"
 # Staged chunks this instance wrote, kept to skip reading them back when they become
 # a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
 STAGED_CACHE_BYTES = 32 * 1024 * 1024
 READ_PIECE = 256 * 1024
 MAX_PART_NUMBER = 10_000  # S3's limit
+# A client sending tiny chunks would grow the staged list (and the session document)
+# without bound; past this many pieces they are rewritten as a few big ones.
+MAX_STAGED_PIECES = 64
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -63,9 +66,11 @@ class S3ObjectStore:
     name = "s3"
 
     def __init__(self, *, endpoint: str, bucket: str, region: str, access_key: str, secret_key: str,
-                 part_size: int, timeout: float = 30.0) -> None:
+                 part_size: int, staging: BlobStaging | None, timeout: float = 30.0) -> None:
         self.bucket = bucket
         self.part_size = part_size
+        self.staging = staging
+        self.requests: Counter[str] = Counter()  # HTTP requests sent, by S3 operation
         self._client_args = dict(
             endpoint_url=endpoint or None,
             region_name=region,
@@ -91,6 +96,7 @@ class S3ObjectStore:
 
     async def open(self) -> None:
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
+        self._s3.meta.events.register("before-send.s3", self._count)
         try:
             with _translated(self.bucket):
                 try:
@@ -105,6 +111,9 @@ class S3ObjectStore:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+    def _count(self, event_name: str, **_) -> None:
+        self.requests[event_name.rsplit(".", 1)[-1]] += 1  # each attempt, retries included: what S3 bills
 
     async def ping(self) -> None:
         with _translated(self.bucket):
@@ -152,44 +161,44 @@ class S3ObjectStore:
         with _translated(key):
             mpu = await self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
         return {"key": key, "content_type": content_type, "mpu": mpu["UploadId"], "token": uuid.uuid4().hex,
-                "parts": [], "staged": [], "size": 0, "next_part": 1, "fence": 0}
+                "parts": [], "staged": [], "size": 0}
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: int) -> UploadState:
-        number = _part_number(state, fence)
+                     fence: Fence) -> UploadState:
         staged_size = sum(size for _, size in state["staged"])
         if staged_size + length < self.part_size:
             data = b"".join([piece async for piece in read_exactly(chunks, length, length or 1)])
-            staged = await self._stage(state, offset, data)
-            return {**state, "staged": state["staged"] + [staged], "size": offset + length,
-                    "next_part": number, "fence": fence}
+            return {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
 
         # Enough for a part: the staged bytes (fetched together, less than one part)
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
         # client and sending to S3 overlap and nothing bigger than a piece is held.
+        number = _part_number(await fence())
         staged = await self._read_staged(state)
         body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, number, body, staged_size + length)
-        return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length,
-                "next_part": number + 1, "fence": fence}
-
-    async def _read(self, key: str) -> bytes:
-        return await (await self.get(key)).read_all()
+        return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
 
     async def _stage(self, state: UploadState, offset: int, data: bytes) -> list:
-        # A fresh name per attempt: a retried or racing chunk never overwrites bytes
-        # that a committed state still points at.
-        key = f"{STAGING}/{state['token']}/{offset:016d}-{uuid.uuid4().hex[:8]}"
-        await self.put(key, data)
-        self._recent.put(key, data)
-        return [key, len(data)]
+        """The new staged list with ``data`` in it, under fresh keys (a retried or racing
+        chunk never overwrites a piece a committed state points at)."""
+        kept = state["staged"]
+        if len(kept) >= MAX_STAGED_PIECES:
+            data, kept = b"".join(await self._read_staged(state)) + data, []
+        attempt = uuid.uuid4().hex[:8]
+        pieces = [[f"{state['token']}/{offset:016d}-{attempt}-{at // MAX_BLOB}", data[at:at + MAX_BLOB]]
+                  for at in range(0, len(data), MAX_BLOB)]
+        await asyncio.gather(*(self.staging.put_blob(key, piece) for key, piece in pieces))
+        for key, piece in pieces:
+            self._recent.put(key, piece)
+        return kept + [[key, len(piece)] for key, piece in pieces]
 
     async def _read_staged(self, state: UploadState) -> list[bytes]:
         """The staged pieces in order: from this instance's memory when it staged them,
-        else read back from S3 (another instance staged them, or they were evicted)."""
+        else from the staging store (another instance staged them, or they were evicted)."""
         cached = [self._recent.take(key) for key, _ in state["staged"]]
-        fetched = iter(await asyncio.gather(*(
-            self._read(key) for (key, _), data in zip(state["staged"], cached) if data is None)))
+        missing = [key for (key, _), data in zip(state["staged"], cached) if data is None]
+        fetched = iter(await self.staging.get_blobs(missing) if missing else [])
         return [data if data is not None else next(fetched) for data in cached]
 
     async def _upload_part(self, state: UploadState, number: int, body: "bytes | _StreamedBody",
@@ -204,14 +213,12 @@ class S3ObjectStore:
             raise
         return [number, reply["ETag"]]
 
-    async def complete(self, state: UploadState) -> ObjectInfo:
-        with contextlib.suppress(ObjectNotFound):
-            return await self._finished(state)  # a retried complete: the first one got this far
+    async def complete(self, state: UploadState, *, fence: int) -> ObjectInfo:
         try:
-            return await self._complete(state)
+            return await self._complete(state, fence)
         except ObjectNotFound:
-            # NoSuchUpload or staged bytes gone: a concurrent complete finished first
-            # (it deletes the staging only after S3 has the object).
+            # NoSuchUpload or staged bytes gone: a retried or concurrent complete finished
+            # first (the staging is deleted only after S3 has the object).
             for delay in (0.1, 0.3, 1.0):
                 with contextlib.suppress(ObjectNotFound):
                     return await self._finished(state)
@@ -224,14 +231,13 @@ class S3ObjectStore:
             raise ObjectNotFound(state["key"])
         return done
 
-    async def _complete(self, state: UploadState) -> ObjectInfo:
+    async def _complete(self, state: UploadState, fence: int) -> ObjectInfo:
         parts = list(state["parts"])
         if state["staged"]:
-            # No attempt can follow the last commit, so next_part is free; concurrent
-            # completes upload the same bytes under it.
+            # ``fence`` is above every number handed out; concurrent completes upload the
+            # same bytes under it.
             data = b"".join(await self._read_staged(state))
-            parts.append(await self._upload_part(state, _part_number(state, state["fence"] + 1), data,
-                                                 len(data)))
+            parts.append(await self._upload_part(state, _part_number(fence), data, len(data)))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])
@@ -240,37 +246,25 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
             )
-        await self._delete_staging(state)
+        await self.staging.delete_blob_prefix(f"{state['token']}/")
         return await self.stat(state["key"])
 
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
         kept = {key for key, _ in keep["staged"]}
-        dropped = [{"Key": key} for key, _ in drop["staged"] if key not in kept]
-        for item in dropped:
-            self._recent.take(item["Key"])
-        if dropped:
-            with _translated(keep["key"]):
-                await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": dropped, "Quiet": True})
+        dropped = [key for key, _ in drop["staged"] if key not in kept]
+        for key in dropped:
+            self._recent.take(key)
+        await self.staging.delete_blobs(dropped)
 
     async def abort(self, state: UploadState) -> None:
         with contextlib.suppress(ObjectNotFound), _translated(state["key"]):
             await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"])
-        await self._delete_staging(state)
-
-    async def _delete_staging(self, state: UploadState) -> None:
-        # List by prefix rather than trusting the state: a request that crashed
-        # after staging but before its compare-and-set left objects no state names.
-        with _translated(state["key"]):
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=f"{STAGING}/{state['token']}/")
-            async for page in pages:
-                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-                if keys:
-                    await self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+        # By prefix rather than by the state: a request that died after staging but
+        # before its compare-and-set left pieces no state names.
+        await self.staging.delete_blob_prefix(f"{state['token']}/")
 
 
-def _part_number(state: UploadState, fence: int) -> int:
-    number = state["next_part"] + (fence - state["fence"] - 1)
+def _part_number(number: int) -> int:
     if not 1 <= number <= MAX_PART_NUMBER:
         raise BackendUnavailable("s3", f"part number {number} is outside 1..{MAX_PART_NUMBER}; "
                                  "too many abandoned attempts, start a new upload")

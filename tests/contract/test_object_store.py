@@ -1,21 +1,18 @@
-"""The object store port, run against the local disk and S3 (SeaweedFS) directly, like
-test_document_store.py: plain objects (put, get with ranges, stat, delete, missing
-keys) and resumable upload targets (begin, append, complete, abort).
-
-The port is changing on main: append takes ``fence=`` an async callable returning
-the lease epoch, and complete takes ``fence=`` an int. ``_append``/``_complete``
-call it that way when the adapter has the new signature, and the current way until
-then; delete them once main has the new port.
+"""The object store port, run against the local disk and S3 (SeaweedFS, staging small
+chunks in SQLite) directly, like test_document_store.py: plain objects (put, get
+with ranges, stat, delete, missing keys) and resumable upload targets (begin,
+append, complete, abort). Fencing tokens come from a counter here; the core's come
+from the session lease (tests/contract/test_staging.py covers that side).
 """
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import uuid
 
 import pytest
 
+from storage.documents.sqlite import SqliteDocumentStore
 from storage.errors import ObjectNotFound
 from storage.objects.local import LocalObjectStore
 from storage.objects.s3 import S3ObjectStore
@@ -27,15 +24,18 @@ PART = 5 * MiB  # S3's smallest part: appends below it are staged, above it beco
 
 @pytest.fixture(params=["local", "s3"])
 async def object_store(request, tmp_path):
+    staging = SqliteDocumentStore(tmp_path / "staging.sqlite3")
+    await staging.open()
     if request.param == "s3":
         s3 = request.getfixturevalue("seaweedfs")
         store = S3ObjectStore(endpoint=s3.endpoint, bucket=S3_BUCKET, region="us-east-1", access_key=s3.access_key,
-                              secret_key=s3.secret_key, part_size=PART)
+                              secret_key=s3.secret_key, part_size=PART, staging=staging)
     else:
-        store = LocalObjectStore(tmp_path)
+        store = LocalObjectStore(tmp_path / "objects")
     await store.open()
     yield store
     await store.close()
+    await staging.close()
 
 
 def key(name: str) -> str:
@@ -47,21 +47,17 @@ async def pieces(data: bytes, size: int = 64 * 1024):
         yield data[start:start + size]
 
 
-def _new_port(store) -> bool:
-    return "fence" in inspect.signature(store.complete).parameters
-
-
 async def _append(store, state, offset: int, data: bytes, epoch: int):
     async def fence() -> int:
         return epoch
 
-    new = await store.append(state, offset, pieces(data), len(data), fence=fence if _new_port(store) else epoch)
+    new = await store.append(state, offset, pieces(data), len(data), fence=fence)
     await store.cleanup(keep=new, drop=state)  # what the core does once the new state is committed
     return new
 
 
 async def _complete(store, state, epoch: int):
-    return await (store.complete(state, fence=epoch) if _new_port(store) else store.complete(state))
+    return await store.complete(state, fence=epoch)
 
 
 # ----------------------------------------------------------------------------- plain objects

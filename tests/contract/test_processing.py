@@ -1,6 +1,7 @@
 """Uploads are probed and thumbnailed by the background workers, on every backend."""
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 
@@ -72,9 +73,12 @@ async def test_metrics_expose_jobs_queue_depth_and_loop_lag(stack):
     data = jpeg(200, 100)
     created = await upload_media(client, user["auth"], data, filename="m.jpg")
     await processed(client, user["auth"], created["id"])
-    text = await (await client.get("/metrics")).text()
+    # the media says done as soon as the job's work is stored; the job's own outcome follows
+    async with asyncio.timeout(10):
+        while 'gateway_jobs_total{kind="thumbnails",outcome="done"} 1.0' not in (
+                text := await (await client.get("/metrics")).text()):
+            await asyncio.sleep(0.05)
     assert 'gateway_jobs_total{kind="probe",outcome="done"} 1.0' in text
-    assert 'gateway_jobs_total{kind="thumbnails",outcome="done"} 1.0' in text
     assert "gateway_job_queue_depth 0.0" in text and "gateway_event_loop_lag_seconds" in text
 
 

@@ -35,10 +35,10 @@ def free_port() -> int:
 class Gateway:
     """A real ``gateway serve`` process on local disk + SQLite."""
 
-    def __init__(self, data_dir) -> None:
+    def __init__(self, data_dir, **env) -> None:
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
                     "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_UPLOAD_LEASE": str(LEASE),
-                    "GATEWAY_JOB_LEASE": str(LEASE), "GATEWAY_WORKERS": "1", "GATEWAY_JOB_BACKOFF": "0.1"}
+                    "GATEWAY_JOB_LEASE": str(LEASE), "GATEWAY_WORKERS": "1", "GATEWAY_JOB_BACKOFF": "0.1", **env}
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -124,11 +124,19 @@ async def hang_mid_chunk(gateway, auth, data, start, total, upload_id):
 
 
 @pytest.mark.slow
-async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_path):
-    gateway = Gateway(tmp_path)
+@pytest.mark.parametrize("objects", ["local", "s3"])
+async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_path, request, objects):
+    env = {}
+    if objects == "s3":  # the chunk in flight is a part: its upload holds the session's lease
+        s3 = request.getfixturevalue("seaweedfs")
+        env = {"GATEWAY_OBJECT_STORE": "s3", "GATEWAY_S3_ENDPOINT": s3.endpoint, "GATEWAY_S3_BUCKET": "crash",
+               "GATEWAY_S3_ACCESS_KEY": s3.access_key, "GATEWAY_S3_SECRET_KEY": s3.secret_key,
+               "GATEWAY_S3_PART_SIZE": str(5 * MiB)}
+    gateway = Gateway(tmp_path, **env)
     token = gateway.cli("users", "add", "crash").strip().splitlines()[-1]
     auth = {"Authorization": f"Bearer {token}"}
-    data = os.urandom(3 * PIECE)
+    middle = 5 * MiB if objects == "s3" else PIECE
+    data = os.urandom(PIECE + middle + PIECE)
     image = big_png()
     await gateway.start()
     try:
@@ -136,12 +144,13 @@ async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_pa
             status, body = await send_chunk(http, gateway, auth, data[:PIECE], 0, len(data))
             upload_id = body["upload_id"]
             media = await upload(http, gateway, auth, image, 8 * MiB, "image", "noise.png")
-            hanging = await hang_mid_chunk(gateway, auth, data[PIECE:2 * PIECE], PIECE, len(data), upload_id)
+            hanging = await hang_mid_chunk(gateway, auth, data[PIECE:PIECE + middle], PIECE, len(data), upload_id)
 
-            async def crash_point():  # the chunk holds its lease and a job is running
+            async def crash_point():  # half the chunk is in (and, on S3, its lease held) and a job is running
                 while True:
-                    sessions = [s for s in rows(tmp_path, "uploads") if s["id"] == upload_id]
-                    if sessions[0]["lease_id"] and any(j["status"] == "running" for j in rows(tmp_path, "jobs")):
+                    session = [s for s in rows(tmp_path, "uploads") if s["id"] == upload_id][0]
+                    if ((session["lease_id"] or objects == "local")
+                            and any(j["status"] == "running" for j in rows(tmp_path, "jobs"))):
                         return
                     await asyncio.sleep(0.005)
 
@@ -153,7 +162,7 @@ async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_pa
 
             await gateway.start()
             while True:  # the client retries the chunk, as the web client does on 409
-                status, body = await send_chunk(http, gateway, auth, data[PIECE:2 * PIECE], PIECE, len(data),
+                status, body = await send_chunk(http, gateway, auth, data[PIECE:PIECE + middle], PIECE, len(data),
                                                 upload_id)
                 if status != 409:
                     break
@@ -161,7 +170,8 @@ async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_pa
             resumed_after = time.monotonic() - killed_at
             assert status == 200, body
             assert resumed_after < LEASE + 3, resumed_after
-            status, body = await send_chunk(http, gateway, auth, data[2 * PIECE:], 2 * PIECE, len(data), upload_id)
+            status, body = await send_chunk(http, gateway, auth, data[PIECE + middle:], PIECE + middle, len(data),
+                                            upload_id)
             assert status == 200, body
             form = {"upload_id": upload_id, "type": "document", "md5": hashlib.md5(data).hexdigest()}
             async with http.post(gateway.url + "/api/v2/media/upload/complete/", json=form, headers=auth) as reply:

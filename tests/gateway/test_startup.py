@@ -70,7 +70,7 @@ from storage.objects.s3 import S3ObjectStore
 
 async def main():
     store = S3ObjectStore(endpoint="http://127.0.0.1:%d", bucket="media", region="us-east-1", access_key="k",
-                          secret_key="s", part_size=5 * 1024 * 1024, timeout=1)
+                          secret_key="s", part_size=5 * 1024 * 1024, staging=None, timeout=1)
     try:
         await store.open()
     except BackendUnavailable:
