@@ -11,7 +11,6 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from PIL import Image, ImageFile
 

@@ -197,7 +197,7 @@ class LinkMedia:
         if media is None:
             raise not_found("media")
         if not policy.may_change_media(user, media):
-            raise forbidden("only the creator can change the preview image")
+            raise forbidden("only the owner (or an admin) can change the preview image")
         if not media.is_link:
             raise field_error("image", "Only url and vimeo media have a preview image.", "not_a_link")
         if not isinstance(image_url, str) or not image_url.strip():

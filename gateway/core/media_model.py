@@ -32,6 +32,7 @@ LINK_TYPES = ("url", "vimeo")
 EMBED = "embed"
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+LEGACY = "legacy"  # stands for the jobs of a document written before the model; the next result settles it
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,13 @@ class Media:
 
     def settled(self, job: str, /, **changes: Any) -> "Media":
         """The ``job`` kind finished with ``changes``."""
-        errors = {k: v for k, v in self.job_errors.items() if k != job}
-        owed = tuple(k for k in self.owed if k != job)
+        errors = {k: v for k, v in self.job_errors.items() if k not in (job, LEGACY)}
+        owed = tuple(k for k in self.owed if k not in (job, LEGACY))
         return dataclasses.replace(self, **changes, owed=owed, job_errors=errors)
 
     def failed(self, job: str, error: str, /) -> "Media":
         """The ``job`` kind gave up; ``error`` is shown as the processing error."""
-        owed = tuple(k for k in self.owed if k != job)
+        owed = tuple(k for k in self.owed if k not in (job, LEGACY))
         return dataclasses.replace(self, owed=owed, job_errors={**self.job_errors, job: error[:500]})
 
     # storage
@@ -174,8 +175,8 @@ class Media:
             values[name] = tuple(doc.get(name) or ())
         values.setdefault("updated_at", doc["added_at"])
         if "owed" not in doc and "job_errors" not in doc:  # written before the model: keep what it said
-            values["owed"] = ("legacy",) if doc.get("processing") == PENDING else ()
-            values["job_errors"] = ({"legacy": doc.get("processing_error") or "failed"}
+            values["owed"] = (LEGACY,) if doc.get("processing") == PENDING else ()
+            values["job_errors"] = ({LEGACY: doc.get("processing_error") or "failed"}
                                     if doc.get("processing") == FAILED else {})
         return cls(**{name: value for name, value in values.items() if value is not None or name in _NULLABLE})
 
