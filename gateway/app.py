@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from config.settings import Settings
-from gateway import backends
-from gateway.api import catalog, chunks, content, files, media, ops, statuses
+from gateway import backends, openapi
+from gateway.api import admin, catalog, chunks, console, content, files, media, ops, statuses, tus, upload_state
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
@@ -20,9 +20,10 @@ from gateway.core.media import MediaService
 from gateway.core.media_store import MediaStore
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
+from gateway.core.tus import TusUploads
 from gateway.core.uploads import Uploads
 from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
-                          SETTINGS, STATUSES, TAGS, UPLOADS, USERS)
+                          SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
@@ -31,6 +32,7 @@ from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
 from workers.link_jobs import LinkJobs
 from workers.media_jobs import MediaJobs
+from workers.tus_jobs import TusJobs
 from workers.runner import WorkerPool
 
 log = logging.getLogger("gateway.app")
@@ -76,8 +78,8 @@ async def _workers(app: web.Application):
         media_jobs = MediaJobs(app[PROCESSING], app[OBJECTS], executor, thumbnail_sizes=settings.thumbnail_size_list,
                                max_pixels=settings.max_image_pixels, decode_memory=settings.decode_memory)
         link_jobs = LinkJobs(app[LINKS], app[PROCESSING], max_attempts=settings.job_attempts)
-        pool = WorkerPool(app[JOBS], {**media_jobs.handlers, **link_jobs.handlers}, concurrency=settings.workers,
-                          metrics=metrics)
+        handlers = {**media_jobs.handlers, **link_jobs.handlers, **TusJobs(app[TUS], app[USERS]).handlers}
+        pool = WorkerPool(app[JOBS], handlers, concurrency=settings.workers, metrics=metrics)
         pool.start()
     yield
     if pool is not None:
@@ -116,8 +118,10 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                            vimeo_oembed_url=settings.vimeo_oembed_url, budget=settings.fetch_timeout,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)
-    app.on_response_prepare.append(add_request_id)
+    app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
+    app.on_response_prepare.extend([add_request_id, tus.cors_and_version])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, media, files, catalog, statuses, content, ops):
+    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
         app.add_routes(module.routes)
+    app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app

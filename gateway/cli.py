@@ -1,20 +1,27 @@
-"""The ``gateway`` command: ``serve`` and ``users add|list|grant|token``."""
+"""The ``gateway`` command: ``serve``, ``users add|list|grant|token``, ``jobs list|retry``,
+``uploads list`` (on the configured stores) and ``upload FILE…`` (a client of a running gateway)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
 from config.settings import Settings, SettingsError, load_settings
 from gateway import backends, logs, serving, startup
 from gateway.app import create_app
+from gateway.core import clock
+from gateway.core import jobs as job_ops
+from gateway.core import uploads as upload_ops
 from gateway.core.auth import Users
 from gateway.core.errors import GatewayError
+from gateway.core.jobs import JobQueue
 from storage.errors import StorageError
 
 log = logging.getLogger("gateway.cli")
@@ -40,7 +47,48 @@ def _parser() -> argparse.ArgumentParser:
     grant = user_commands.add_parser("grant", help="give a user a permission (e.g. files)")
     grant.add_argument("name")
     grant.add_argument("permission")
+    _ops_parsers(commands)
+    _upload_parser(commands)
     return parser
+
+
+def _ops_parsers(commands) -> None:
+    jobs = commands.add_parser("jobs", help="inspect and retry background jobs")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    listed = job_commands.add_parser("list", help="list jobs, most recently changed first")
+    listed.add_argument("--failed", action="store_true", help="only failed jobs")
+    listed.add_argument("--state", choices=job_ops.STATES)
+    listed.add_argument("--limit", type=int, default=50)
+    retry = job_commands.add_parser("retry", help="put a failed job back in the queue")
+    retry.add_argument("id")
+    uploads = commands.add_parser("uploads", help="inspect uploads in progress")
+    upload_commands = uploads.add_subparsers(dest="uploads_command", required=True)
+    listed = upload_commands.add_parser("list", help="list unfinished, unexpired uploads")
+    listed.add_argument("--user", help="only this user's uploads")
+    listed.add_argument("--limit", type=int, default=100)
+
+
+def _upload_parser(commands) -> None:
+    upload = commands.add_parser("upload", help="upload files to a running gateway (resumable)")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("--url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080"),
+                        help="the gateway's base URL (default: $GATEWAY_URL or http://127.0.0.1:8080)")
+    upload.add_argument("--token", default=os.environ.get("GATEWAY_TOKEN"),
+                        help="API token (default: $GATEWAY_TOKEN)")
+    upload.add_argument("--chunk-size", type=_size, default=8 * 1024 * 1024,
+                        help="bytes per chunk, e.g. 8M, 200K (default 8M)")
+    upload.add_argument("--parallel", type=int, default=3, help="files sent at once (default 3)")
+    upload.add_argument("--retries", type=int, default=8, help="attempts per request (default 8)")
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    number, unit = text.strip().upper().rstrip("IB") or "0", ""
+    if number[-1:] in units:
+        number, unit = number[:-1], number[-1]
+    if not number.isascii() or not number.isdigit() or int(number) * units[unit] <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return int(number) * units[unit]
 
 
 async def _with_users(settings: Settings, action):
@@ -72,6 +120,67 @@ def _users(settings: Settings, args) -> int:
             roles = ",".join(r for r, on in (("staff", user.is_staff), ("admin", user.is_admin)) if on) or "-"
             print(f"{user.id}\t{user.username}\t{roles}\t{','.join(user.permissions) or '-'}")
     return 0
+
+
+async def _with_documents(settings: Settings, action):
+    documents = backends.document_store(settings)
+    await documents.open()
+    try:
+        return await action(documents)
+    finally:
+        await documents.close()
+
+
+def _jobs(settings: Settings, args) -> int:
+    if args.jobs_command == "retry":
+        job = asyncio.run(_with_documents(settings, lambda docs: job_ops.retry_failed(JobQueue(docs), args.id)))
+        print(f"{job['id']}: queued again")
+        return 0
+    state = "failed" if args.failed else args.state
+    total, found = asyncio.run(_with_documents(settings, lambda docs: job_ops.list_jobs(
+        JobQueue(docs), state, limit=max(args.limit, 1))))
+    for job in found:
+        print(f"{job['id']}\t{job['status']}\t{job['attempts']}\t{clock.iso(job['updated_at'])}\t"
+              f"{job.get('error') or '-'}")
+    print(f"{len(found)} of {total} jobs{' (' + state + ')' if state else ''}", file=sys.stderr)
+    return 0
+
+
+def _uploads(settings: Settings, args) -> int:
+    async def listing(documents):
+        users = {u.id: u.username for u in await Users(documents).list()}
+        user_id = None
+        if args.user:
+            user_id = next((uid for uid, name in users.items() if name == args.user), None)
+            if user_id is None:
+                raise GatewayError(404, "not_found", f"no user {args.user!r}")
+        total, found = await upload_ops.in_progress(documents, user_id=user_id, limit=max(args.limit, 1))
+        return total, [(s, users.get(s["user_id"], "?")) for s in found]
+
+    total, found = asyncio.run(_with_documents(settings, listing))
+    for session, owner in found:
+        print(f"{session['id']}\t{owner}\t{session['filename']}\t{session['offset']}/{session['total']}\t"
+              f"{clock.iso(session['expires_at'])}")
+    print(f"{len(found)} of {total} uploads in progress", file=sys.stderr)
+    return 0
+
+
+def _upload(args) -> int:
+    from gateway.client.run import upload_all
+    from gateway.client.transfer import Options
+
+    if not args.token:
+        print("gateway: an API token is needed: --token or $GATEWAY_TOKEN", file=sys.stderr)
+        return 2
+    if args.parallel < 1 or args.retries < 1:
+        print("gateway: --parallel and --retries must be at least 1", file=sys.stderr)
+        return 2
+    options = Options(url=args.url, token=args.token, chunk_size=args.chunk_size, attempts=args.retries)
+    try:
+        return asyncio.run(upload_all([Path(f) for f in args.files], options, parallel=args.parallel))
+    except KeyboardInterrupt:
+        print("gateway: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 async def _until(stop: asyncio.Event, work) -> bool:
@@ -136,6 +245,8 @@ def _serve(settings: Settings, args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "upload":  # a client: it needs no server settings
+        return _upload(args)
     try:
         settings = load_settings(getattr(args, "serve_config", None) or args.config)
     except SettingsError as exc:
@@ -146,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "users":
             return _users(settings, args)
+        if args.command == "jobs":
+            return _jobs(settings, args)
+        if args.command == "uploads":
+            return _uploads(settings, args)
         return _serve(settings, args)
     except GatewayError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)

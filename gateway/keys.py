@@ -11,6 +11,7 @@ from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
+from gateway.core.tus import TusUploads
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from gateway.outbound import Fetcher
@@ -31,3 +32,4 @@ TAGS = web.AppKey("tags", Catalog)
 STATUSES = web.AppKey("statuses", Statuses)
 LINKS = web.AppKey("links", LinkMedia)
 FETCHER = web.AppKey("fetcher", Fetcher)
+TUS = web.AppKey("tus", TusUploads)

@@ -81,3 +81,62 @@ async def upload_complete(request: web.Request) -> web.Response:
                                                      str(fields.get("md5", "")))
     request.app[METRICS].uploads_completed.inc()
     return web.json_response(media_json(media, base_url(request)), status=201)
+
+
+# OpenAPI (see gateway/openapi.py)
+from gateway.openapi import body, errors, links, ref  # noqa: E402  (docs sit below the routes they describe)
+
+_MEDIA_TYPES = ["image", "document", "eimage", "editor_image"]
+_BINARY = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+
+OPENAPI = {
+    "/api/v2/media/upload/chunk/": {"post": {
+        "operationId": "uploadChunk", "tags": ["media"], "summary": "Send one chunk of an upload",
+        "description": "drf-chunked-upload semantics. The first chunk (offset 0, no `upload_id`) starts an upload; "
+                       "later chunks name it in the `upload_id` form field (before the file part) or the query, "
+                       "and must start at the offset the server holds (a wrong start is a 400 with `offset`). "
+                       "Exactly one file part, named `image`, `document`, `eimage` or `file`.",
+        "parameters": [
+            {"name": "Content-Range", "in": "header", "required": True,
+             "description": "`bytes START-END/TOTAL`, END inclusive; the file part must hold END-START+1 bytes.",
+             "schema": {"type": "string", "pattern": "^bytes [0-9]{1,19}-[0-9]{1,19}/[0-9]{1,19}$"},
+             "example": "bytes 0-9/10"},
+            {"name": "upload_id", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "The upload to continue (alternative to the form field)."},
+        ],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {
+            "schema": {"type": "object", "properties": {
+                "upload_id": {"type": "string", "description": "Absent on the first chunk."},
+                "file": _BINARY, "image": _BINARY, "document": _BINARY, "eimage": _BINARY}},
+            "encoding": {name: {"contentType": "application/octet-stream"}
+                         for name in ("file", "image", "document", "eimage")}}}},
+        "responses": {
+            "200": {"description": "The chunk is stored.", "content": {"application/json": {"schema": ref("Chunk")}},
+                    "links": links("uploadChunk", "uploadComplete", **{"query.upload_id": "$response.body#/upload_id"})},
+            **errors(400, 401, 404, 409, 410, 413, 503, bad_request="UploadRejected"),
+        },
+    }},
+    "/api/v2/media/upload/complete/": {"post": {
+        "operationId": "uploadComplete", "tags": ["media"], "summary": "Finish an upload into a media",
+        "description": "Checks the md5 of every byte received (no re-read) and creates the media. Repeating a "
+                       "successful complete with the same md5 returns the same media.",
+        "parameters": [{"name": "upload_id", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "The upload (alternative to the body field)."}],
+        "requestBody": body({"type": "object", "properties": {
+            "upload_id": {"type": "string"},
+            "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$", "description": "Hex md5 of the whole file."},
+            "type": {"type": "string", "enum": _MEDIA_TYPES, "description": "`eimage`: an editor image."}}}),
+        "responses": {
+            "201": {"description": "The new media.", "content": {"application/json": {"schema": ref("Media")}},
+                    "links": links("getMedia", "deleteMedia", "getFile", id="$response.body#/id")},
+            **errors(400, 401, 404, 410, 413, 503, bad_request="UploadRejected"),
+        },
+    }},
+}
+
+OPENAPI_SCHEMAS = {
+    "Chunk": {"type": "object", "required": ["upload_id", "offset", "expires"], "properties": {
+        "upload_id": {"type": "string"},
+        "offset": {"type": "integer", "minimum": 0, "description": "Bytes received so far."},
+        "expires": {"type": "string", "format": "date-time"}}},
+}

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.core import json_input
 from gateway.core.auth import User
@@ -31,8 +32,9 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     if request.content_type in FORM_TYPES:
         try:
             form = await request.post()
-        except ValueError as exc:
-            raise bad_request("malformed_body", f"could not parse the form: {exc}") from None
+        except (ValueError, HttpProcessingError) as exc:  # the latter: a malformed part header in a multipart form
+            reason = getattr(exc, "message", None) or exc
+            raise bad_request("malformed_body", f"could not parse the form: {reason}") from None
         return dict(form.items())
     raw = await request.read()
     if not raw.strip():

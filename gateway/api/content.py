@@ -105,3 +105,54 @@ async def send_object(request: web.Request, *, key: str, size: int, etag: str, c
         await response.write(piece)
     await response.write_eof()
     return response
+
+
+# OpenAPI (see gateway/openapi.py)
+from gateway.openapi import PUBLIC, errors  # noqa: E402
+
+_HASH = {"name": "hash_code", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "The media's `hash_code`."}
+_CONDITIONS = [
+    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}, "example": "bytes=0-99",
+     "description": "One range, `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX`; other forms get the whole "
+                    "file (200)."},
+    {"name": "If-Range", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "The ETag the client holds: a different one gets the whole file."},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "A matching ETag gets 304."},
+]
+_HEADERS = {
+    "ETag": {"description": "The md5 of the bytes, quoted.", "schema": {"type": "string"}},
+    "Accept-Ranges": {"schema": {"type": "string", "const": "bytes"}},
+    "X-Content-Type-Options": {"schema": {"type": "string", "const": "nosniff"}},
+    "Content-Disposition": {"description": "`attachment` for anything but raster images a browser shows safely.",
+                            "schema": {"type": "string"}},
+}
+_BYTES = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
+
+
+def _delivery(operation_id: str, summary: str, params: list) -> dict:
+    return {"get": {
+        "operationId": operation_id, "tags": ["content"], "summary": summary, "security": PUBLIC,
+        "description": "Public (the URL is the capability). Bytes are served through the gateway with "
+                       "`nosniff`; HEAD gives the headers only.",
+        "parameters": [*params, *_CONDITIONS],
+        "responses": {
+            "200": {"description": "The whole file, in its own content type.", "headers": _HEADERS,
+                    "content": _BYTES},
+            "206": {"description": "The requested range.", "content": _BYTES, "headers": {
+                **_HEADERS, "Content-Range": {"description": "`bytes START-END/SIZE`", "schema": {"type": "string"}}}},
+            "304": {"description": "Not modified (`If-None-Match` matched).", "headers": _HEADERS},
+            **errors(404, 416, 503),
+        }}}
+
+
+OPENAPI = {
+    "/content/{hash_code}/{name}": _delivery("getContent", "A stored file's bytes", [
+        _HASH, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                "description": "The file name (any: the hash names the file)."}]),
+    "/thumbnails/{hash_code}/{size}": _delivery("getThumbnail", "A thumbnail's bytes (JPEG, PNG or WebP)", [
+        _HASH, {"name": "size", "in": "path", "required": True, "schema": {"type": "string"}, "example": "320",
+                "description": "One of the media's thumbnail sizes."}]),
+    "/previews/{hash_code}": _delivery("getPreview", "A link media's chosen preview image", [_HASH]),
+}

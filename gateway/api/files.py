@@ -172,3 +172,75 @@ async def delete_file(request: web.Request) -> web.Response:
     user = await require_manager(request)
     await request.app[MEDIA].delete(user, (await load(request)).id)
     return web.Response(status=204)
+
+
+# OpenAPI (see gateway/openapi.py)
+from gateway.openapi import PAGING, body, errors, links, nullable, page_of, path_id, ref  # noqa: E402
+
+_FILE = {"application/json": {"schema": ref("File")}}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
+_EDITABLE = {"name": _NAME, "description": {"type": "string"},
+             "f": {"type": ["string", "null"], "description": "Read-only: only its current URL (or null) is accepted."}}
+_PUT = {"operationId": "updateFile", "tags": ["files"], "summary": "Rename or describe a file",
+        "description": "Read-only fields are ignored; a different `f` is refused (delete and upload instead). "
+                       "PATCH takes any subset.",
+        "requestBody": body({"type": "object", "required": ["name"], "properties": _EDITABLE}),
+        "responses": {"200": {"description": "The file.", "content": _FILE},
+                      **errors(400, 401, 403, 404, 413, 503, bad_request="ValidationFailed")}}
+
+OPENAPI = {
+    "/api/media/files/": {
+        "get": {"operationId": "listFiles", "tags": ["files"], "summary": "Every stored file, newest first",
+                "description": "Admins, and staff granted the `files` permission.",
+                "parameters": [*PAGING, {"name": "type", "in": "query", "required": False,
+                                         "schema": {"type": "string", "enum": list(KINDS)}}],
+                "responses": {"200": {"description": "A page of files.",
+                                      "content": {"application/json": {"schema": page_of(ref("File"))}}},
+                              **errors(400, 401, 403, 503, bad_request="ValidationFailed")}},
+        "post": {"operationId": "createFile", "tags": ["files"], "summary": "Upload a whole file in one request",
+                 "requestBody": {"required": True, "content": {"multipart/form-data": {
+                     "schema": {"type": "object", "required": ["f"], "properties": {
+                         "f": {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"},
+                         "name": {**_NAME, "description": "Defaults to the file name."},
+                         "description": {"type": "string", "maxLength": 4096}}},
+                     "encoding": {"f": {"contentType": "application/octet-stream"}}}}},
+                 "responses": {"201": {"description": "The new file.", "content": _FILE, "links": links(
+                     "getFile", "updateFile", "patchFile", "deleteFile", "getMedia", id="$response.body#/id")},
+                               **errors(400, 401, 403, 413, 503, bad_request="ValidationFailed")}},
+    },
+    "/api/media/files/{id}": {
+        "parameters": [path_id("The file's (media) id.")],
+        "get": {"operationId": "getFile", "tags": ["files"], "summary": "One file",
+                "responses": {"200": {"description": "The file.", "content": _FILE},
+                              **errors(400, 401, 403, 404, 503)}},
+        "put": _PUT,
+        "patch": {**_PUT, "operationId": "patchFile",
+                  "requestBody": body({"type": "object", "properties": _EDITABLE})},
+        "delete": {"operationId": "deleteFile", "tags": ["files"], "summary": "Delete a file (any owner's)",
+                   "responses": {"204": {"description": "Deleted."}, **errors(400, 401, 403, 404, 503)}},
+    },
+}
+
+OPENAPI_SCHEMAS = {
+    "File": {
+        "type": "object",
+        "required": ["id", "type", "user", "f", "name", "description", "size", "human_readable_size", "width",
+                     "height", "mode", "created_at", "updated_at", "thumbnails", "processing", "processing_error"],
+        "properties": {
+            "id": {"type": "integer"}, "type": {"type": "string", "enum": list(KINDS)},
+            "user": {"type": "object", "properties": {"id": {"type": "integer"},
+                                                      "username": nullable({"type": "string"}),
+                                                      "full_name": {"type": "string"}}},
+            "f": {"type": "string", "description": "The content URL."}, "name": {"type": "string"},
+            "description": {"type": "string"}, "size": {"type": "integer"},
+            "human_readable_size": {"type": "string", "example": "1.38 KB"},
+            "width": nullable({"type": "integer"}), "height": nullable({"type": "integer"}),
+            "mode": nullable({"type": "string"}),
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "thumbnails": {"type": "array", "items": ref("Thumbnail")},
+            "processing": {"type": "string", "enum": ["pending", "done", "failed"]},
+            "processing_error": nullable({"type": "string"}),
+        },
+    },
+}

@@ -46,3 +46,32 @@ async def metrics(request: web.Request) -> web.Response:
     with contextlib.suppress(Exception):  # a store outage must not hide the other metrics
         request.app[METRICS].queue_depth.set(await request.app[JOBS].depth())
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# OpenAPI (see gateway/openapi.py)
+from gateway.openapi import PUBLIC  # noqa: E402
+
+_READY = {"type": "object", "required": ["status", "checks"], "properties": {
+    "status": {"type": "string", "enum": ["ok", "unavailable"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "string"},
+               "description": "`document_store:NAME` and `object_store:NAME`: `ok`, `timeout` or `error: ...`."},
+    "failing": {"type": "array", "items": {"type": "string"}}}}
+
+OPENAPI = {
+    "/health/live": {"get": {
+        "operationId": "live", "tags": ["ops"], "summary": "The process answers", "security": PUBLIC,
+        "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}}}}}}},
+    "/health/ready": {"get": {
+        "operationId": "ready", "tags": ["ops"], "summary": "Both stores answer in time", "security": PUBLIC,
+        "responses": {
+            "200": {"description": "Ready.", "content": {"application/json": {"schema": _READY}}},
+            "503": {"description": "A store is failing: take this instance out of rotation.",
+                    "headers": {"Retry-After": {"description": "Seconds before asking again.",
+                                                "schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": _READY}}}}}},
+    "/metrics": {"get": {
+        "operationId": "metrics", "tags": ["ops"], "summary": "Prometheus metrics", "security": PUBLIC,
+        "responses": {"200": {"description": "The Prometheus text exposition format.",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+}

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from gateway.core import clock
+from gateway.core.errors import GatewayError, not_found
 from storage.documents.port import DocumentStore
 from storage.errors import DuplicateKey
 
@@ -103,3 +104,36 @@ class JobQueue:
     async def _owned(self, job: Job, changes: dict[str, Any]) -> Job | None:
         return await self.documents.update("jobs", job["id"], {**changes, "updated_at": clock.now()},
                                            expect={"status": "running", "lease_id": job["lease_id"]})
+
+
+# What operators see and do (the admin API and ``gateway jobs``): list, count, retry.
+STATES = ("queued", "running", "done", "failed")
+
+
+async def list_jobs(queue: JobQueue, state: str | None = None, *, limit: int = 20,
+                    offset: int = 0) -> tuple[int, list[Job]]:
+    """Jobs in ``state`` (all when None), most recently changed first."""
+    where = {"status": state} if state else {}
+    total = await queue.documents.count("jobs", where)
+    found = await queue.documents.find("jobs", where, sort=[("updated_at", -1), ("id", 1)], limit=limit, skip=offset)
+    return total, found
+
+
+async def count_by_state(queue: JobQueue) -> dict[str, int]:
+    return {state: await queue.documents.count("jobs", {"status": state}) for state in STATES}
+
+
+async def retry_failed(queue: JobQueue, job_id: str) -> Job:
+    """Put a failed job back in the queue with fresh attempts; only a failed job can be retried."""
+    now = clock.now()
+    retried = await queue.documents.update("jobs", job_id, {
+        "status": "queued", "attempts": 0, "run_after": now, "error": None, "lease_id": None,
+        "lease_until": 0.0, "updated_at": now}, expect={"status": "failed"})
+    if retried is None:
+        current = await queue.get(job_id)
+        if current is None:
+            raise not_found("job")
+        raise GatewayError(409, "job_not_failed", f"only a failed job can be retried; this one is {current['status']}",
+                           job_status=current["status"])
+    queue.wakeup.set()
+    return retried

@@ -94,6 +94,47 @@ class Uploads:
                               f"{session['offset']}", offset=session["offset"])
         return await self._write(session, chunk, body, new=False)
 
+    async def create(self, user: User, total: int | None, filename: str | None,
+                     extra: dict[str, Any]) -> dict[str, Any]:
+        """A session that exists before its first byte (tus creation); ``total`` None = not known yet."""
+        if total is not None and total > self.max_size:
+            raise upload_too_large(self.max_size)
+        session = {**self._new_session(user, ChunkRange(0, 0, 1), filename), "total": total, **extra}
+        session["target"] = await self.objects.begin(f"media/{session['id']}/{session['filename']}",
+                                                     "application/octet-stream")
+        try:
+            await self.documents.insert("uploads", session)
+        except BaseException:
+            await _shielded(self.objects.abort(session["target"]))
+            raise
+        log.info("upload created", extra={"upload_id": session["id"], "total": total})
+        return session
+
+    async def write(self, session: dict[str, Any], data: bytes) -> dict[str, Any]:
+        """Store ``data`` at the session's offset (a block of a longer body)."""
+        start = session["offset"]
+        chunk = ChunkRange(start, start + len(data) - 1, session["total"] or start + len(data))
+        return await self._write(session, chunk, _once(data), new=False)
+
+    async def set_total(self, session: dict[str, Any], total: int) -> dict[str, Any]:
+        """Fix a deferred length once; the same length again is fine."""
+        if total > self.max_size:
+            raise upload_too_large(self.max_size)
+        if total < session["offset"]:
+            raise bad_request("invalid_length", "the length is below what was already received")
+        updated = await self.documents.update("uploads", session["id"], {"total": total}, expect={"total": None})
+        if updated is None:
+            current = await self.documents.get("uploads", session["id"]) or session
+            if current["total"] != total:
+                raise bad_request("length_already_set", "the upload length was already set", total=current["total"])
+            return current
+        return updated
+
+    @property
+    def block_size(self) -> int:
+        """Bytes a long body is committed in: one S3 part, or 8 MiB on local disk."""
+        return getattr(self.objects, "part_size", 8 * 1024 * 1024)
+
     def check_size(self, chunk: ChunkRange) -> None:
         if chunk.total > self.max_size:
             raise upload_too_large(self.max_size)
@@ -114,7 +155,7 @@ class Uploads:
 
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
         doc = await self.documents.get("uploads", str(upload_id))
-        if doc is None or doc["user_id"] != user.id:
+        if doc is None or doc["user_id"] != user.id or doc["status"] == "terminated":
             raise not_found("upload")  # another user's upload is indistinguishable from none
         if doc["status"] == "expired" or (doc["status"] != "complete" and doc["expires_at"] < clock.now()):
             raise GatewayError(410, "upload_expired", "this upload has expired; start a new one")
@@ -151,7 +192,7 @@ class Uploads:
         else:
             # The one compare-and-set that commits: whichever attempt gets here first wins.
             committed = await self.documents.update("uploads", session["id"], changes,
-                                                    expect={"offset": chunk.start})
+                                                    expect={"offset": chunk.start, "status": "uploading"})
         if committed is None:
             await self.objects.cleanup(keep=old_target, drop=new_target)
             current = await self.documents.get("uploads", session["id"]) or session
@@ -182,8 +223,27 @@ class Uploads:
         """The md5 of the bytes received so far, from the saved state (no re-read)."""
         return _md5_load(session["md5"]).finalize()
 
-    async def mark_complete(self, session: dict[str, Any], media_id: int) -> None:
+    async def mark_complete(self, session: dict[str, Any], media_id: int | None) -> None:
         await self.documents.update("uploads", session["id"], {"status": "complete", "media_id": media_id})
+
+    async def fill(self, session: dict[str, Any], target: dict[str, Any], md5: rehashes.PyMd5) -> dict[str, Any]:
+        """Record an upload whose bytes were put in place at once (an assembled tus final upload)."""
+        filled = await self.documents.update(
+            "uploads", session["id"], {"target": target, "offset": session["total"], "md5": _md5_dump(md5)},
+            expect={"status": "uploading"})
+        if filled is None:
+            raise GatewayError(409, "upload_changed", "the upload changed while it was assembled")
+        return filled
+
+    async def terminate(self, session: dict[str, Any]) -> None:
+        """End an upload for good (tus termination): its bytes go, unless a media owns them."""
+        if not await self.documents.update("uploads", session["id"], {"status": "terminated"},
+                                           expect={"status": session["status"]}):
+            return  # finished, swept or terminated meanwhile
+        if session["status"] == "uploading":
+            await self.objects.abort(session["target"])
+        elif session["status"] == "complete" and not session.get("media_id"):
+            await self.objects.delete(session["target"]["key"])  # a finished partial upload's object
 
     async def discard(self, session: dict[str, Any]) -> None:
         """Drop a session nobody will use (a request that turned out malformed after its bytes were stored)."""
@@ -192,17 +252,25 @@ class Uploads:
             await self.objects.abort(session["target"])
 
     async def sweep(self) -> int:
-        """Abort expired sessions and drop their staged bytes; returns how many."""
+        """Abort expired sessions and drop their staged bytes, and remove finished uploads no
+        media owns (tus partial uploads no final upload used) once expired; returns how many."""
         swept = 0
-        for doc in await self.documents.find("uploads", {"status": "uploading", "expires_at": {"$lt": clock.now()}},
-                                             limit=500):
-            claimed = await self.documents.update("uploads", doc["id"], {"status": "expired"},
-                                                  expect={"status": "uploading", "expires_at": doc["expires_at"]})
-            if claimed is None:
-                continue  # a chunk refreshed it, or another instance got there first
-            await self.objects.abort(doc["target"])
-            log.info("upload expired", extra={"upload_id": doc["id"]})
-            swept += 1
+        now = clock.now()
+        for status, state in (("uploading", "expired"), ("complete", "terminated")):
+            where = {"status": status, "expires_at": {"$lt": now}}
+            if status == "complete":
+                where["media_id"] = None
+            for doc in await self.documents.find("uploads", where, limit=500):
+                claimed = await self.documents.update("uploads", doc["id"], {"status": state},
+                                                      expect={"status": status, "expires_at": doc["expires_at"]})
+                if claimed is None:
+                    continue  # a chunk refreshed it, or another instance got there first
+                if status == "uploading":
+                    await self.objects.abort(doc["target"])
+                else:
+                    await self.objects.delete(doc["target"]["key"])
+                log.info("upload expired", extra={"upload_id": doc["id"]})
+                swept += 1
         return swept
 
 
@@ -223,5 +291,20 @@ def _client_error(exc: BaseException, lease: dict[str, Any], chunk: ChunkRange) 
     return exc
 
 
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def _shielded(awaitable):
     return await asyncio.shield(awaitable)
+
+
+async def in_progress(documents: DocumentStore, *, user_id: int | None = None, limit: int = 100,
+                      offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """Unfinished, unexpired upload sessions (for operators), the most recently active first."""
+    where: dict[str, Any] = {"status": "uploading", "expires_at": {"$gte": clock.now()}}
+    if user_id is not None:
+        where["user_id"] = user_id
+    total = await documents.count("uploads", where)
+    found = await documents.find("uploads", where, sort=[("expires_at", -1), ("id", 1)], limit=limit, skip=offset)
+    return total, found

@@ -142,6 +142,18 @@ class LocalObjectStore:
             except OSError as exc:
                 raise BackendUnavailable("local", str(exc)) from exc
 
+    async def concatenate(self, state: UploadState, sources: list[tuple[str, int]]) -> UploadState:
+        """Fill a fresh upload with the objects ``sources`` names, in order (tus concatenation).
+        Idempotent: a retry writes the same bytes again."""
+        paths = [self._path(key) for key, _ in sources]
+        try:
+            await asyncio.to_thread(_concatenate, paths, self.uploads / state["file"])
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(str(exc.filename)) from None
+        except OSError as exc:
+            raise BackendUnavailable("local", str(exc)) from exc
+        return {**state, "size": sum(size for _, size in sources), "pending": None}
+
     async def complete(self, state: UploadState, *, fence: int = 0) -> ObjectInfo:
         path = self._path(state["key"])
         await aiofiles.os.makedirs(path.parent, exist_ok=True)
@@ -183,6 +195,16 @@ def _copy_segment(segment: Path, target: Path, offset: int) -> None:
         out.flush()
         os.fsync(out.fileno())
     _unlink(segment)
+
+
+def _concatenate(sources: list[Path], target: Path) -> None:
+    with open(target, "r+b") as out:
+        out.truncate(0)
+        for source in sources:
+            with open(source, "rb") as piece:
+                shutil.copyfileobj(piece, out, COPY_PIECE)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _remove_upload(folder: Path, name: str) -> None:

@@ -8,7 +8,11 @@ holds nothing between calls.
 
 An append either stores all ``length`` bytes durably and returns the new state, or
 raises and leaves the previous state valid (bytes it wrote are ignored and cleaned
-up by ``cleanup`` or ``abort``).
+up by ``cleanup`` or ``abort``). A body that breaks off is therefore not an append
+that half happened: the core (``gateway.core.streams``) cuts long bodies into
+blocks of at most one part and appends and commits them one by one, so what was
+received before a break is committed as a last, shorter block, with the md5 state
+matching the committed offset; memory per request stays at about two blocks.
 
 Fencing: the core serializes writers with a lease, but a writer can stall past its
 lease while another one commits the same range. So an append never changes bytes

@@ -42,6 +42,7 @@ from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadSt
 STAGED_CACHE_BYTES = 32 * 1024 * 1024
 READ_PIECE = 256 * 1024
 MAX_PART_NUMBER = 10_000  # S3's limit
+MIN_PART = 5 * 1024 * 1024  # every part but the last
 # A client sending tiny chunks would grow the staged list (and the session document)
 # without bound; past this many pieces they are rewritten as a few big ones.
 MAX_STAGED_PIECES = 64
@@ -248,6 +249,44 @@ class S3ObjectStore:
             )
         await self.staging.delete_blob_prefix(f"{state['token']}/")
         return await self.stat(state["key"])
+
+    async def concatenate(self, state: UploadState, sources: list[tuple[str, int]]) -> UploadState:
+        """Fill a fresh multipart upload with the objects ``sources`` names, in order, copied
+        inside S3 (UploadPartCopy) rather than through the gateway. A copied part must be at
+        least 5 MiB unless it is the last, so sources too small for that are read and
+        gathered (with the first bytes of the next source) into uploaded parts; memory stays
+        below two parts. Idempotent: a retry uploads the same bytes under the same numbers."""
+        parts, buffer = [], bytearray()
+
+        async def flush() -> None:
+            parts.append(await self._upload_part(state, len(parts) + 1, bytes(buffer), len(buffer)))
+            buffer.clear()
+
+        for index, (key, size) in enumerate(sources):
+            last, start = index == len(sources) - 1, 0
+            if buffer:  # top the gathered bytes up to a valid part from this source's head
+                start = min(size, MIN_PART - len(buffer))
+                buffer += await (await self.get(key, 0, start - 1)).read_all() if start else b""
+                if len(buffer) >= MIN_PART:
+                    await flush()
+            if start == size:
+                continue
+            if size - start >= MIN_PART or (last and not buffer):
+                parts.append(await self._copy_part(state, len(parts) + 1, key, start, size - 1))
+            else:
+                buffer += await (await self.get(key, start, size - 1)).read_all()
+                if len(buffer) >= self.part_size:
+                    await flush()
+        if buffer:
+            await flush()
+        return {**state, "parts": parts, "staged": [], "size": sum(size for _, size in sources)}
+
+    async def _copy_part(self, state: UploadState, number: int, source: str, first: int, last: int) -> list:
+        with _translated(source):
+            reply = await self._s3.upload_part_copy(
+                Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"], PartNumber=_part_number(number),
+                CopySource={"Bucket": self.bucket, "Key": source}, CopySourceRange=f"bytes={first}-{last}")
+        return [number, reply["CopyPartResult"]["ETag"]]
 
     async def cleanup(self, keep: UploadState, drop: UploadState) -> None:
         kept = {key for key, _ in keep["staged"]}

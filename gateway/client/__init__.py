@@ -1,0 +1,1 @@
+"""``gateway upload``: a resumable bulk uploader speaking the Media API v2 chunk protocol."""

@@ -1,0 +1,158 @@
+"""tus 1.0 uploads on the shared upload sessions: creation, PATCH, termination, concatenation.
+
+A tus upload is an upload session (``uploads``) with a ``tus`` slot holding what
+only this dialect needs: the raw ``Upload-Metadata``, its ``filename`` and
+``filetype`` (a hint; the probe decides the kind), and the concatenation role
+(``partial``, or ``final`` with the partials' ids). Bytes go through the same
+object-store staging, fencing and md5 state as chunk uploads. A finished upload
+becomes a media like any other (probe, thumbnails); a partial one only becomes an
+object, which its final upload assembles in a ``tus_concat`` job (server-side part
+copies on S3), whose md5 is computed there by reading the result.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+import rehashes
+
+from gateway.core import streams
+from gateway.core.auth import User
+from gateway.core.errors import GatewayError, bad_request, not_found
+from gateway.core.jobs import JobQueue
+from gateway.core.media import MediaService
+from gateway.core.uploads import Uploads
+
+log = logging.getLogger("gateway.tus")
+
+VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination", "checksum", "expiration",
+              "concatenation")
+MAX_METADATA = 4096
+MAX_PARTIALS = 1000
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """``key base64value,key2 base64value2`` (a value may be absent)."""
+    if not header:
+        return {}
+    if len(header) > MAX_METADATA:
+        raise bad_request("invalid_metadata", f"Upload-Metadata is limited to {MAX_METADATA} bytes")
+    found = {}
+    for pair in header.split(","):
+        key, _, value = pair.strip().partition(" ")
+        if not key or " " in value.strip() or key in found:
+            raise bad_request("invalid_metadata", "Upload-Metadata is 'key base64value' pairs with unique keys")
+        try:
+            found[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value.strip() else ""
+        except (binascii.Error, ValueError):
+            raise bad_request("invalid_metadata", f"the value of {key!r} is not base64 of UTF-8 text") from None
+    return found
+
+
+def conflict(message: str, **extra: Any) -> GatewayError:
+    return GatewayError(409, "offset_mismatch", message, **extra)
+
+
+class TusUploads:
+    def __init__(self, uploads: Uploads, media: MediaService, jobs: JobQueue) -> None:
+        self.uploads = uploads
+        self.media = media
+        self.jobs = jobs
+
+    async def create(self, user: User, *, length: int | None, metadata: str | None,
+                     partial: bool = False) -> dict[str, Any]:
+        meta = parse_metadata(metadata)
+        return await self.uploads.create(user, length, meta.get("filename"), {"tus": {
+            "metadata": metadata or "", "filename": meta.get("filename"), "filetype": meta.get("filetype"),
+            "concat": "partial" if partial else None}})
+
+    async def create_final(self, user: User, partial_ids: list[str], metadata: str | None) -> dict[str, Any]:
+        """A final upload of finished partial ones; a job assembles it."""
+        if not partial_ids or len(partial_ids) > MAX_PARTIALS:
+            raise bad_request("invalid_concat", f"a final upload names 1 to {MAX_PARTIALS} partial uploads")
+        partials = []
+        for upload_id in partial_ids:
+            try:
+                session = await self.uploads.session(user, upload_id)
+            except GatewayError:
+                raise bad_request("invalid_concat", f"partial upload {upload_id} does not exist") from None
+            if (session.get("tus") or {}).get("concat") != "partial" or session["status"] != "complete":
+                raise bad_request("invalid_concat", f"upload {upload_id} is not a finished partial upload")
+            partials.append(session)
+        meta = parse_metadata(metadata)
+        total = sum(session["total"] for session in partials)
+        final = await self.uploads.create(user, total, meta.get("filename"), {"tus": {
+            "metadata": metadata or "", "filename": meta.get("filename"), "filetype": meta.get("filetype"),
+            "concat": "final", "partials": [session["id"] for session in partials]}})
+        await self.jobs.enqueue("tus_concat", final["id"])
+        return final
+
+    async def get(self, user: User, upload_id: str) -> dict[str, Any]:
+        session = await self.uploads.session(user, upload_id)
+        if "tus" not in session:
+            raise not_found("upload")
+        return session
+
+    async def patch(self, user: User, upload_id: str, offset: int, body, *, length: int | None,
+                    checksum: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Store a PATCH body; returns the session and, when this finished it, the media."""
+        session = await self.get(user, upload_id)
+        if session["tus"]["concat"] == "final":
+            raise GatewayError(403, "final_upload", "a final upload is assembled from its partial uploads")
+        checked = streams.parse_checksum(checksum) if checksum else None
+        if length is not None and session["total"] is None:
+            session = await self.uploads.set_total(session, length)
+        elif length is not None and length != session["total"]:
+            raise bad_request("length_already_set", "Upload-Length differs from the upload's length")
+        if session["status"] != "uploading" or offset != session["offset"]:
+            raise conflict(f"Upload-Offset {offset} differs from the upload's offset {session['offset']}",
+                           offset=session["offset"])
+        limit = (session["total"] if session["total"] is not None else self.uploads.max_size) - offset
+        if checked:
+            session = await streams.receive_checked(self.uploads, session, body, limit=limit, algorithm=checked[0],
+                                                    digest=checked[1])
+        else:
+            session = await streams.receive(self.uploads, session, body, limit=limit)
+        return session, await self.finish(user, session)
+
+    async def finish(self, user: User, session: dict[str, Any]) -> dict[str, Any] | None:
+        """A finished upload becomes a media (a partial one only an object); None until then."""
+        if session["total"] is None or session["offset"] != session["total"]:
+            return None
+        md5 = Uploads.md5_of(session)
+        if session["tus"]["concat"] == "partial":
+            await self.uploads.finish(session, md5)
+            await self.uploads.mark_complete(session, None)
+            return None
+        return await self.media.complete_upload(user, session["id"], None, md5,
+                                                title=session["tus"]["filename"] or None)
+
+    async def assemble(self, final_id: str, users) -> dict[str, Any] | None:
+        """The ``tus_concat`` job: fill the final upload from its partials, hash the result
+        (the partials' md5s cannot be combined), and make it a media. Safe to repeat."""
+        final = await self.uploads.documents.get("uploads", final_id)
+        if final is None or final["status"] != "uploading":
+            return None  # done by an earlier run, or terminated
+        partials = [await self.uploads.documents.get("uploads", upload_id) for upload_id in final["tus"]["partials"]]
+        if any(p is None or p["status"] != "complete" for p in partials):
+            raise GatewayError(409, "partial_gone", "a partial upload of this final upload is gone")
+        objects = self.uploads.objects
+        target = await objects.concatenate(final["target"], [(p["target"]["key"], p["total"]) for p in partials])
+        info = await objects.complete(target, fence=len(target.get("parts", [])) + 1)
+        md5 = rehashes.PyMd5()
+        async for piece in (await objects.get(info.key)).chunks:
+            md5.update(piece)
+        final = await self.uploads.fill(final, target, md5)
+        user = await users.get(final["user_id"])
+        media = await self.finish(user, final)
+        for partial in partials:  # assembled: the partial objects have served their purpose
+            await self.uploads.terminate(partial)
+        return media
+
+    async def terminate(self, user: User, upload_id: str) -> None:
+        session = await self.get(user, upload_id)
+        await self.uploads.terminate(session)
+        log.info("tus upload terminated", extra={"upload_id": upload_id})
