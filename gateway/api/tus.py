@@ -137,7 +137,7 @@ async def _create(request: web.Request, user) -> web.Response:
                                          checksum=request.headers.get("Upload-Checksum"))
         headers["Upload-Offset"] = str(session["offset"])
         if media:
-            headers["Media-Id"] = str(media["id"])
+            headers["Media-Id"] = str(media.id)
     return web.Response(status=201, headers={**headers, **_expires(session)})
 
 
@@ -186,7 +186,7 @@ async def _patch(request: web.Request, user) -> web.Response:
                                            length=length, checksum=request.headers.get("Upload-Checksum")))
     headers = {"Upload-Offset": str(session["offset"]), **_expires(session)}
     if media:
-        headers["Media-Id"] = str(media["id"])
+        headers["Media-Id"] = str(media.id)
     return web.Response(status=204, headers=headers)
 
 
@@ -218,7 +218,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     content_type = "application/octet-stream"
     if session.get("media_id"):
         media = await request.app[MEDIA].get(user, session["media_id"])
-        content_type = media.get("mime_type") or content_type
+        content_type = media.mime_type or content_type
     try:
         info = await request.app[OBJECTS].stat(session["target"]["key"])
     except ObjectNotFound:

@@ -82,8 +82,8 @@ class MongoDocumentStore:
             await self._client.close()
             self._client = None
 
-    def _collection(self, collection: str):
-        if collection not in COLLECTIONS:
+    def _collection(self, collection: str, *, internal: bool = False):
+        if collection not in COLLECTIONS and not internal:
             raise StorageError(f"unknown collection {collection!r}")
         if self._db is None:
             raise BackendUnavailable("mongodb", "not open")
@@ -146,7 +146,7 @@ class MongoDocumentStore:
 
     @counted
     async def next_id(self, sequence: str) -> int:
-        counters = self._collection("counters")
+        counters = self._collection("counters", internal=True)  # next_id's own: not a port collection
         while True:
             # No upsert: concurrent first upserts may collide (or, on some servers, return
             # nothing); create the counter once, then only ever $inc it.

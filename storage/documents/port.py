@@ -7,8 +7,7 @@ dotted field names reach into nested objects. That subset is all the core needs,
 and both MongoDB and SQLite (through json_extract) evaluate it natively.
 
 Repositories in ``gateway.core`` are built on this port; adapters know nothing of
-media or uploads. ``matches`` is the reference semantics, shared by the in-memory
-double used in unit tests.
+media or uploads. ``matches`` is the reference semantics of a filter.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from storage.errors import ObjectNotFound
 Document = dict[str, Any]
 Filter = dict[str, Any]
 
-COLLECTIONS = ("users", "media", "uploads", "jobs", "counters", "categories", "tags", "statuses")
+COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
