@@ -68,7 +68,9 @@ def _location(request: web.Request, session: dict) -> str:
 
 
 def _finished(session: dict) -> dict[str, str]:
-    return {"Media-Id": str(session["media_id"])} if session.get("media_id") else {}
+    # media_id is reserved on the session before the media exists: only a complete one names it
+    done = session["status"] == "complete" and session.get("media_id")
+    return {"Media-Id": str(session["media_id"])} if done else {}
 
 
 def _check_version(request: web.Request) -> None:

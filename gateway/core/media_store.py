@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any, Callable
 
 from gateway.core import clock
+from gateway.core.errors import GatewayError
 from gateway.core.media_model import Media
 from storage.documents.port import DocumentStore
 from storage.errors import DuplicateKey
@@ -22,8 +23,11 @@ MAX_RACES = 50  # writers that each changed the media between our read and write
 Mutation = Callable[[Media], "Media | None"]
 
 
-class ChangeRaced(Exception):
-    """The media kept changing under us for MAX_RACES tries."""
+class ChangeRaced(GatewayError):
+    """The media kept changing under us for MAX_RACES tries: a 409 to retry, never a 500."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, "media_busy", message, headers={"Retry-After": "1"})
 
 
 class MediaStore:
