@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.s3_deadline import bound_every_call
 
 STAGING = "_staging"
 # Staged chunks this instance wrote, kept to skip reading them back when they become
@@ -56,6 +57,7 @@ class S3ObjectStore:
                  part_size: int, timeout: float = 30.0) -> None:
         self.bucket = bucket
         self.part_size = part_size
+        self.timeout = timeout
         self._client_args = dict(
             endpoint_url=endpoint or None,
             region_name=region,
@@ -81,6 +83,7 @@ class S3ObjectStore:
 
     async def open(self) -> None:
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
+        bound_every_call(self._s3, self.timeout)
         with _translated(self.bucket):
             try:
                 await self._s3.head_bucket(Bucket=self.bucket)
