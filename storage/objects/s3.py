@@ -20,6 +20,7 @@ import io
 import uuid
 from typing import AsyncIterator
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -46,8 +47,9 @@ def _translated(key: str = ""):
         if code in _MISSING:
             raise ObjectNotFound(key) from exc
         raise BackendUnavailable("s3", f"{code}: {exc}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise BackendUnavailable("s3", str(exc)) from exc
+    except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+        # aiohttp's own errors reach us unwrapped while a body streams (S3 gone mid-GET).
+        raise BackendUnavailable("s3", str(exc) or type(exc).__name__) from exc
 
 
 class S3ObjectStore:

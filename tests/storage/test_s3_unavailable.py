@@ -1,7 +1,9 @@
-"""GATEWAY_BACKEND_TIMEOUT bounds every S3 request, but not the uploading client's pace.
+"""An S3 that stops answering is BackendUnavailable (503), in bounded time.
 
-The frozen server is a loopback socket that answers HEAD (so the store opens) and
-then reads requests without ever replying, as a SIGSTOPped S3 does."""
+GATEWAY_BACKEND_TIMEOUT bounds every S3 request, but not the uploading client's pace.
+The fake server is a loopback socket that answers HEAD (so the store opens), cuts
+``GET .../cut`` after 1 MiB of a 10 MiB body (S3 killed mid-download), and reads any
+other request without ever replying, as a SIGSTOPped S3 does."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +25,11 @@ async def _frozen_after_head(reader: asyncio.StreamReader, writer: asyncio.Strea
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET ") and b"/cut " in head.split(b"\r\n", 1)[0]:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\nETag: \"e\"\r\n\r\n"
+                             + b"x" * MiB)
+                await writer.drain()
+                return
             if not head.startswith(b"HEAD "):
                 while await reader.read(65536):  # take the body, never answer
                     pass
@@ -71,6 +78,14 @@ async def test_a_frozen_s3_is_unavailable_within_the_timeout(frozen_s3, call):
             await frozen_s3.begin("media/x", "application/octet-stream")
     assert raised.value.backend == "s3"
     assert time.monotonic() - started < TIMEOUT + 0.4  # one deadline, not attempts x read timeout
+
+
+async def test_s3_gone_mid_download_is_unavailable(frozen_s3):
+    """aiohttp's ClientPayloadError leaked out of the body stream untranslated (a 500)."""
+    body = await frozen_s3.get("cut")
+    with pytest.raises(BackendUnavailable) as raised, fail_after(5):
+        await body.read_all()
+    assert raised.value.backend == "s3"
 
 
 @pytest.mark.slow
