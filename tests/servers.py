@@ -152,10 +152,12 @@ class SeaweedFS(_Server):
             return self
         master, volume, filer, s3 = (free_port(with_grpc=True) for _ in range(4))
         tmpdir = tempfile.mkdtemp(prefix="gateway-weed-")
+        # -master.peers=none: a single master skips the Raft election, which on a restart
+        # over existing data waited out the 10 s election timeout.
         argv = [_executable("weed"), f"-logdir={tmpdir}", "server", f"-dir={tmpdir}", f"-ip={LOOPBACK}",
-                f"-ip.bind={LOOPBACK}", f"-master.port={master}", f"-volume.port={volume}", "-filer",
-                f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-master.volumeSizeLimitMB=256", "-volume.max=0"]
+                f"-ip.bind={LOOPBACK}", f"-master.port={master}", "-master.peers=none", f"-volume.port={volume}",
+                "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0",
+                "-s3.port.lance=0", "-master.volumeSizeLimitMB=256", "-volume.max=0"]
         log = self._start("seaweedfs", argv, {"AWS_ACCESS_KEY_ID": self.access_key,
                                                "AWS_SECRET_ACCESS_KEY": self.secret_key})
         self._weed_dir = tmpdir
