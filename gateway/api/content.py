@@ -7,6 +7,7 @@ renders safely. ETag is the file's md5; one byte range per request (206).
 """
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import quote
 
@@ -15,7 +16,9 @@ from aiohttp import web
 from gateway.core.errors import GatewayError, not_found
 from gateway.core.sniff import SAFE_INLINE_IMAGES
 from gateway.keys import MEDIA, OBJECTS
+from storage.errors import StorageError
 
+log = logging.getLogger("gateway.content")
 routes = web.RouteTableDef()
 SINGLE_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits: \d would take any script's
 BEYOND_ANY_FILE = 10 ** 19  # what a position of more than 19 digits means, without int() of 5000 digits
@@ -101,8 +104,15 @@ async def send_object(request: web.Request, *, key: str, size: int, etag: str, c
         return response
     body = await request.app[OBJECTS].get(key, start, end)
     await response.prepare(request)
-    async for piece in body.chunks:
-        await response.write(piece)
+    try:
+        async for piece in body.chunks:
+            await response.write(piece)
+    except StorageError as exc:
+        # The headers and part of the body are out: an error reply now would land inside
+        # the file's bytes. Close the connection instead; the client sees a short body.
+        log.warning("download cut short", extra={"key": key, "error": str(exc)})
+        response.force_close()
+        return response
     await response.write_eof()
     return response
 

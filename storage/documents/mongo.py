@@ -63,8 +63,11 @@ class MongoDocumentStore:
 
     async def open(self) -> None:
         ms = int(self.timeout * 1000)
-        self._client = AsyncMongoClient(self.uri, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
-                                        socketTimeoutMS=max(ms, 30_000), tz_aware=False)
+        # timeoutMS (client-side operation timeout) bounds each whole operation: server
+        # selection, connecting, retrying and waiting for the reply. Without it a frozen
+        # server held a request for socketTimeoutMS (30 s) whatever GATEWAY_BACKEND_TIMEOUT said.
+        self._client = AsyncMongoClient(self.uri, timeoutMS=ms, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                                        tz_aware=False)
         self._db = self._client.get_database(self.database_name, write_concern=WriteConcern(w="majority", j=True))
         try:
             for collection, specs in INDEXES.items():

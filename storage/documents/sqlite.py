@@ -82,18 +82,21 @@ def _table(collection: str) -> str:
 class SqliteDocumentStore:
     name = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        # How long a statement waits for another process's write lock before it is
+        # "database is locked" (BackendUnavailable, 503): GATEWAY_BACKEND_TIMEOUT.
+        self.timeout = timeout
         self._db: aiosqlite.Connection | None = None
         self.requests: Counter[str] = Counter()
 
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
+            self._db = await aiosqlite.connect(self.path, timeout=self.timeout, isolation_level=None)
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.execute("PRAGMA busy_timeout=30000")
+            await self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             for collection in COLLECTIONS:
                 table = _table(collection)
                 await self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id PRIMARY KEY, doc TEXT NOT NULL)")

@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from typing import AsyncIterator
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.s3_deadline import bound_every_call
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
 # a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
@@ -59,8 +61,9 @@ def _translated(key: str = ""):
         if code in _MISSING:
             raise ObjectNotFound(key) from exc
         raise BackendUnavailable("s3", f"{code}: {exc}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise BackendUnavailable("s3", str(exc)) from exc
+    except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+        # aiohttp's own errors reach us unwrapped while a body streams (S3 gone mid-GET).
+        raise BackendUnavailable("s3", str(exc) or type(exc).__name__) from exc
 
 
 class S3ObjectStore:
@@ -71,6 +74,7 @@ class S3ObjectStore:
         self.bucket = bucket
         self.part_size = part_size
         self.staging = staging
+        self.timeout = timeout
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by S3 operation
         self._client_args = dict(
             endpoint_url=endpoint or None,
@@ -98,6 +102,7 @@ class S3ObjectStore:
     async def open(self) -> None:
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
         self._s3.meta.events.register("before-send.s3", self._count)
+        bound_every_call(self._s3, self.timeout)
         try:
             with _translated(self.bucket):
                 try:
