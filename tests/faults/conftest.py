@@ -40,7 +40,7 @@ def _warmed_up(server: SeaweedFS) -> SeaweedFS:
     async def first_write():
         store = S3ObjectStore(endpoint=server.endpoint, bucket=S3_BUCKET, region="us-east-1",
                               access_key=server.access_key, secret_key=server.secret_key,
-                              part_size=5 * MiB, timeout=60)
+                              part_size=5 * MiB, staging=None, timeout=60)
         await store.open()
         try:
             await store.put("warm-up", b"x")

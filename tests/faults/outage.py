@@ -100,10 +100,13 @@ async def finish_from_reported_offset(client, auth: dict, data: bytes, upload_id
     return media
 
 
-async def first_chunks(client, auth: dict, data: bytes, chunk_size: int, count: int) -> tuple[str, int]:
-    """Upload ``count`` chunks normally; the upload_id and the offset reached."""
-    upload_id, offset = None, 0
+async def first_chunks(client, auth: dict, data: bytes, chunk_size: int, count: int, upload_id: str | None = None,
+                       offset: int = 0) -> tuple[str, int]:
+    """Upload ``count`` chunks normally (from ``offset``, at most to the end); the upload_id
+    and the offset reached."""
     for _ in range(count):
+        if offset >= len(data):
+            break
         reply = await send_chunk(client, auth, data[offset:offset + chunk_size], offset, len(data), upload_id,
                                  field="document")
         body = await reply.json()

@@ -58,7 +58,8 @@ def fail_after(seconds: float):
 async def frozen_s3():
     server = await asyncio.start_server(_frozen_after_head, "127.0.0.1", 0)
     store = S3ObjectStore(endpoint=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", bucket="frozen",
-                          region="us-east-1", access_key="k", secret_key="s", part_size=5 * MiB, timeout=TIMEOUT)
+                          region="us-east-1", access_key="k", secret_key="s", part_size=5 * MiB, staging=None,
+                          timeout=TIMEOUT)
     await store.open()
     yield store
     await store.close()
@@ -89,12 +90,12 @@ async def test_s3_gone_mid_download_is_unavailable(frozen_s3):
 
 
 @pytest.mark.slow
-async def test_a_slow_client_is_not_a_slow_store(seaweedfs):
+async def test_a_slow_client_is_not_a_slow_store(seaweedfs, document_store):
     """A part streamed from a client that pauses longer than the timeout still succeeds:
     waiting for the client's next piece does not count against the store's deadline."""
     store = S3ObjectStore(endpoint=seaweedfs.endpoint, bucket="gateway-deadline", region="us-east-1",
                           access_key=seaweedfs.access_key, secret_key=seaweedfs.secret_key, part_size=5 * MiB,
-                          timeout=SLOW_CLIENT_TIMEOUT)
+                          staging=document_store, timeout=SLOW_CLIENT_TIMEOUT)
     await store.open()
     try:
         data = os.urandom(5 * MiB + 1000)
@@ -105,10 +106,13 @@ async def test_a_slow_client_is_not_a_slow_store(seaweedfs):
                 await asyncio.sleep(SLOW_CLIENT_TIMEOUT + 0.5)  # each pause alone outlasts the deadline
                 yield data[start:start + half]
 
+        async def fence():
+            return 1
+
         state = await store.append(await store.begin("media/slow.bin", "application/octet-stream"), 0, trickle(),
-                                   len(data))
+                                   len(data), fence=fence)
         assert len(state["parts"]) == 1
-        info = await store.complete(state)
+        info = await store.complete(state, fence=2)
         assert info.size == len(data)
         assert await (await store.get("media/slow.bin")).read_all() == data
     finally:
