@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.upload_clients import (BUCKET, DIRECT_PART, Gateway, MiB, S3, direct_upload,  # noqa: E402
                                   gateway_upload, http_session, many_clients, s3_client)
 from bench.upload_probes import (GatewayProcess, Profiler, gateway_backend_requests,  # noqa: E402
-                                 seaweed_s3_requests, summarize)
+                                 process_cpu, seaweed_s3_requests, summarize)
 from tests.chunking import WEB_CLIENT_CHUNK  # noqa: E402
 from tests.servers import SeaweedFS, SecantusDB, free_port  # noqa: E402
 
@@ -58,6 +58,8 @@ class Tally:
     seconds: list[float] = field(default_factory=list)
     stored: int = 0  # bytes, all runs
     cpu: float = 0.0  # gateway CPU seconds, all runs
+    client_cpu: float = 0.0  # the clients' CPU seconds (this process, or the client processes)
+    servers_cpu: float = 0.0  # SeaweedFS's and SecantusDB's CPU seconds
     s3: Counter = field(default_factory=Counter)  # SeaweedFS's count, by request type
     backend: Counter = field(default_factory=Counter)  # the gateway's own count, "backend operation"
 
@@ -72,8 +74,9 @@ class Tally:
 
 
 class Bench:
-    def __init__(self, args, documents: str, seaweed: SeaweedFS, gateway: GatewayProcess, direct, http) -> None:
-        self.args, self.documents = args, documents
+    def __init__(self, args, documents: str, seaweed: SeaweedFS, gateway: GatewayProcess, direct, http,
+                 servers: list) -> None:
+        self.args, self.documents, self.servers = args, documents, servers
         self.seaweed, self.gateway, self.direct, self.http = seaweed, gateway, direct, http
         self.target = Gateway(gateway.base, gateway.token)
         self.tallies: dict[str, Tally] = {}
@@ -86,16 +89,24 @@ class Bench:
     async def measure(self, workload: str, stored: int, run) -> float:
         """Run one upload (or one batch of clients) and add its costs to the workload's tally."""
         cpu, s3, backend = self.snapshot()
+        client_cpu, servers_cpu = time.process_time(), self.servers_cpu()
         seconds = await run()
+        if isinstance(seconds, tuple):  # clients in other processes report their own CPU time
+            seconds, client_cpu = seconds[0], client_cpu - seconds[1]
         await asyncio.sleep(self.args.settle)  # let in-flight background work land in this run's counts
         cpu2, s32, backend2 = self.snapshot()
         tally = self.tallies.setdefault(workload, Tally())
         tally.seconds.append(seconds)
         tally.stored += stored
         tally.cpu += cpu2 - cpu
+        tally.client_cpu += time.process_time() - client_cpu
+        tally.servers_cpu += self.servers_cpu() - servers_cpu
         tally.s3.update(s32 - s3)
         tally.backend.update(backend2 - backend)
         return seconds
+
+    def servers_cpu(self) -> float:
+        return sum(process_cpu(server) for server in self.servers)
 
     def gateway_run(self, size: int, chunk: int, seed: str):
         return lambda: gateway_upload(self.http, self.target, size, chunk, f"{self.documents}-{seed}")
@@ -111,10 +122,21 @@ class Bench:
         print(f"  gateway peak RSS after {after}: {self.memory[-1][1]:.0f} MiB", flush=True)
 
     async def run(self) -> None:
-        size, args = self.args.size_mib * MiB, self.args
+        args = self.args
         await direct_upload(self.direct, "warm-up", DIRECT_PART)
         await gateway_upload(self.http, self.target, 2 * MiB, WEB_CLIENT_CHUNK, "warm-up")
         self.note_memory("start and warm-up")
+        if "one" in args.rows:
+            await self.one_client_rows()
+        if "big" in args.rows:
+            await self.big_rows()
+        if "many" in args.rows:
+            await self.many_rows()
+        if args.profile:
+            await self.profile(Path(args.profile))
+
+    async def one_client_rows(self) -> None:
+        size, args = self.args.size_mib * MiB, self.args
         for i in range(args.repeat):  # in turn, so a noisy moment hits every workload alike
             direct = await self.measure("direct", size, self.direct_run(size, f"direct-{i}"))
             big = await self.measure("8mib", size, self.gateway_run(size, 8 * MiB, f"8mib-{i}"))
@@ -122,10 +144,16 @@ class Bench:
             print(f"  run {i + 1}: direct {size / MiB / direct:.1f}, gateway 8 MiB chunks {size / MiB / big:.1f}, "
                   f"204 800 B chunks {size / MiB / small:.1f} MiB/s", flush=True)
         self.note_memory("the one-client rows")
+
+    async def big_rows(self) -> None:
+        args = self.args
         for big_mib in sorted({256, args.big_mib}):
             seconds = await self.measure(f"big-{big_mib}", big_mib * MiB,
                                          self.gateway_run(big_mib * MiB, WEB_CLIENT_CHUNK, f"big-{big_mib}"))
             self.note_memory(f"a {big_mib} MiB upload (204 800-byte chunks)", big_mib / seconds)
+
+    async def many_rows(self) -> None:
+        args = self.args
         s3 = S3(self.seaweed.endpoint, self.seaweed.access_key, self.seaweed.secret_key)
         for i in range(args.repeat_many):
             direct = await self.measure("many-direct", CLIENTS * args.each_mib * MiB,
@@ -136,8 +164,6 @@ class Bench:
             print(f"  {CLIENTS} clients, run {i + 1}: direct {total / direct:.1f}, gateway {total / gateway:.1f} MiB/s",
                   flush=True)
         self.note_memory(f"{CLIENTS} clients at once")
-        if args.profile:
-            await self.profile(Path(args.profile))
 
     async def profile(self, out: Path) -> None:
         """One more 204 800-byte upload, and one more batch of clients, with py-spy attached
@@ -152,6 +178,7 @@ class Bench:
         await asyncio.sleep(1.0)  # py-spy attaches
         cpu = self.gateway.cpu_seconds()
         seconds = await run()
+        seconds = seconds[0] if isinstance(seconds, tuple) else seconds
         cpu = self.gateway.cpu_seconds() - cpu
         spy.stop()
         summary = (f"{name}: {stored // MiB} MiB under py-spy: {seconds:.2f} s wall, {stored / MiB / seconds:.1f} MiB/s, "
@@ -168,14 +195,15 @@ async def bench_one(args, documents: str) -> Bench:
         env = {"GATEWAY_DATA_DIR": data_dir, "GATEWAY_OBJECT_STORE": "s3", "GATEWAY_S3_ENDPOINT": seaweed.endpoint,
                "GATEWAY_S3_BUCKET": BUCKET, "GATEWAY_S3_ACCESS_KEY": seaweed.access_key,
                "GATEWAY_S3_SECRET_KEY": seaweed.secret_key, "GATEWAY_DOCUMENT_STORE": documents}
-        if documents == "mongodb":
-            env["GATEWAY_MONGODB_URI"] = servers.enter_context(SecantusDB()).uri
-        gateway = GatewayProcess(env, free_port())
+        mongo = [servers.enter_context(SecantusDB())] if documents == "mongodb" else []
+        if mongo:
+            env["GATEWAY_MONGODB_URI"] = mongo[0].uri
+        gateway = GatewayProcess(env, free_port(), Path(args.gateway_src))
         try:
             async with s3_client(S3(seaweed.endpoint, seaweed.access_key, seaweed.secret_key)) as direct, \
                     http_session() as http:
                 await gateway.wait_ready(http)
-                bench = Bench(args, documents, seaweed, gateway, direct, http)
+                bench = Bench(args, documents, seaweed, gateway, direct, http, servers=[seaweed, *mongo])
                 await bench.run()
         finally:
             gateway.stop()
@@ -218,16 +246,20 @@ def section(args, bench: Bench) -> list[str]:
               for label, g, d, key in rows]
     lines += [f"| S3 requests per GiB stored, 204 800-byte chunks (SeaweedFS_s3_request_total) | {s3_g:,.0f} | "
               f"{s3_d:,.0f} | {s3_g / s3_d:.2f}x | {verdict(s3_g / s3_d, GOALS['requests'], higher=False)} |", ""]
-    lines += ["| gateway workload | CPU s/GiB (gateway process) | S3 requests/GiB, SeaweedFS | S3 requests/GiB, "
-              "gateway's count | document-store requests/GiB | median MiB/s |", "|---|---|---|---|---|---|"]
-    for key, label in (("8mib", "one client, 8 MiB chunks"), ("small", "one client, 204 800-byte chunks"),
-                       ("many", f"{CLIENTS} clients, 204 800-byte chunks"),
-                       (f"big-{args.big_mib}", f"one client, {args.big_mib} MiB, 204 800-byte chunks")):
+    lines += ["| workload | CPU s/GiB: gateway | clients | servers | S3 requests/GiB, SeaweedFS | S3 requests/GiB, "
+              "gateway's count | document-store requests/GiB | median MiB/s |", "|---|---|---|---|---|---|---|---|"]
+    for key, label in (("direct", "direct, one client, 8 MiB parts"), ("8mib", "gateway, one client, 8 MiB chunks"),
+                       ("small", "gateway, one client, 204 800-byte chunks"),
+                       (f"big-{args.big_mib}", f"gateway, one client, {args.big_mib} MiB, 204 800-byte chunks"),
+                       ("many-direct", f"direct, {CLIENTS} clients, 8 MiB parts"),
+                       ("many", f"gateway, {CLIENTS} clients, 204 800-byte chunks")):
         tally = t[key]
         median = sorted(tally.stored / len(tally.seconds) / MiB / s for s in tally.seconds)[len(tally.seconds) // 2]
-        lines.append(f"| {label} | {tally.per_gib(tally.cpu):.1f} | {tally.per_gib(sum(tally.s3.values())):,.0f} | "
-                     f"{tally.backend_per_gib('s3'):,.0f} | {tally.backend_per_gib(bench.documents):,.0f} | "
-                     f"{median:.1f} |")
+        gateway = [f"{tally.per_gib(tally.cpu):.1f}", f"{tally.backend_per_gib('s3'):,.0f}",
+                   f"{tally.backend_per_gib(bench.documents):,.0f}"]
+        cpu, counted_s3, counted_docs = [""] * 3 if key.endswith("direct") else gateway
+        lines.append(f"| {label} | {cpu} | {tally.per_gib(tally.client_cpu):.1f} | {tally.per_gib(tally.servers_cpu):.1f} | "
+                     f"{tally.per_gib(sum(tally.s3.values())):,.0f} | {counted_s3} | {counted_docs} | {median:.1f} |")
     per_op = lambda counts, tally: ", ".join(f"{op} {tally.per_gib(n):,.0f}" for op, n in sorted(counts.items()))  # noqa: E731
     lines += ["", "Per GiB, one client, 204 800-byte chunks: SeaweedFS by type: " + per_op(t["small"].s3, t["small"])
               + "; the gateway's count: " + per_op(t["small"].backend, t["small"])
@@ -268,10 +300,20 @@ def main() -> None:
     parser.add_argument("--repeat-many", type=int, default=2, help=f"runs of the {CLIENTS}-client rows")
     parser.add_argument("--settle", type=float, default=0.3, help="seconds after each run before reading counters")
     parser.add_argument("--profile", help="also profile a 204 800-byte upload with py-spy, output in this folder")
+    parser.add_argument("--rows", nargs="+", choices=("one", "big", "many"), default=["one", "big", "many"],
+                        help="workloads to run (the report needs all three)")
+    parser.add_argument("--gateway-src", default=str(ROOT), help="run the gateway from this checkout (A/B runs)")
     parser.add_argument("--write", help="replace this section in a markdown file (e.g. docs/benchmarks.md)")
     args = parser.parse_args()
     started = time.monotonic()
     benches = [asyncio.run(bench_one(args, documents)) for documents in args.documents]
+    if set(args.rows) != {"one", "big", "many"}:
+        for bench in benches:  # a partial run (A/B comparisons): the raw tallies only
+            for name, tally in bench.tallies.items():
+                speeds = [round(tally.stored / len(tally.seconds) / MiB / s, 1) for s in tally.seconds]
+                print(f"{bench.documents} {name}: MiB/s {speeds}, CPU s/GiB: gateway {tally.per_gib(tally.cpu):.1f}, "
+                      f"clients {tally.per_gib(tally.client_cpu):.1f}, servers {tally.per_gib(tally.servers_cpu):.1f}")
+        return
     text = report(args, benches, time.monotonic() - started)
     print(text)
     if args.write:

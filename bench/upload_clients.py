@@ -92,30 +92,31 @@ async def gateway_upload(http: aiohttp.ClientSession, gateway: Gateway, size: in
 # Many clients at once, one process each (so the clients never share a GIL or a loop)
 
 def _one_client(target, index: int, size: int, chunk: int, seed: str, start, results) -> None:
-    async def upload() -> tuple[float, float]:
+    async def upload() -> tuple[float, float, float]:
         if isinstance(target, Gateway):
             async with http_session() as http:
                 await asyncio.to_thread(start.wait, 300)
-                began = time.time()
+                began, cpu = time.time(), time.process_time()
                 await gateway_upload(http, target, size, chunk, seed)
         else:
             async with s3_client(target) as client:
                 await client.list_buckets()  # connect and sign once before the clock starts
                 await asyncio.to_thread(start.wait, 300)
-                began = time.time()
+                began, cpu = time.time(), time.process_time()
                 await direct_upload(client, seed, size)
-        return began, time.time()
+        return began, time.time(), time.process_time() - cpu
 
     try:
         results.put((index, *asyncio.run(upload()), None))
     except BaseException as exc:  # reported by the parent, which would otherwise wait forever
-        results.put((index, 0.0, 0.0, repr(exc)))
+        results.put((index, 0.0, 0.0, 0.0, repr(exc)))
 
 
 async def many_clients(target: Gateway | S3, clients: int, size: int, chunk: int, seed: str,
-                       on_start=lambda: None) -> float:
+                       on_start=lambda: None) -> tuple[float, float]:
     """Start ``clients`` processes, release them together, and return the seconds from
-    the first start to the last finish. ``on_start`` runs when they are released."""
+    the first start to the last finish, and the CPU seconds the clients used meanwhile.
+    ``on_start`` runs when they are released."""
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(clients + 1), context.Queue()
     processes = [context.Process(target=_one_client, args=(target, i, size, chunk, f"{seed}-{i}", start, results))
@@ -134,4 +135,5 @@ async def many_clients(target: Gateway | S3, clients: int, size: int, chunk: int
     errors = [error for *_, error in finished if error]
     if errors:
         raise RuntimeError(f"{len(errors)} of {clients} clients failed: {errors[0]}")
-    return max(end for _, _, end, _ in finished) - min(began for _, began, _, _ in finished)
+    wall = max(end for _, _, end, _, _ in finished) - min(began for _, began, _, _, _ in finished)
+    return wall, sum(cpu for *_, cpu, _ in finished)

@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class GatewayProcess:
     """``gateway serve`` on loopback with S3 and the chosen document store."""
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, source: Path = ROOT) -> None:
         self.env = {**os.environ, **env, "GATEWAY_LOG_LEVEL": "WARNING"}
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "gateway.cli"]
-        added = subprocess.run([*command, "users", "add", "bench"], env=self.env, cwd=ROOT, capture_output=True,
+        added = subprocess.run([*command, "users", "add", "bench"], env=self.env, cwd=source, capture_output=True,
                                text=True, check=True)
         self.token = added.stdout.strip().splitlines()[-1]
         self.process = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                        env=self.env, cwd=ROOT)
+                                        env=self.env, cwd=source)
         self.stats = psutil.Process(self.process.pid)
 
     @property
@@ -66,6 +66,17 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def process_cpu(server) -> float:
+    """CPU seconds of a tests.servers server (its process and children), 0 if external."""
+    if server.process is None:
+        return 0.0
+    try:
+        process = psutil.Process(server.process.pid)
+        return sum(p.cpu_times().user + p.cpu_times().system for p in [process, *process.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def counters(url: str, name: str, label: str) -> Counter[str]:
