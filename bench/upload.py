@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -225,6 +226,11 @@ def verdict(ratio: float, goal: float, higher: bool = True) -> str:
     return f"{'>=' if higher else '<='} {goal:g}{'' if higher else 'x'}: {'met' if ok else '**missed**'}"
 
 
+def paired(direct: Tally, gateway: Tally) -> float:
+    """The median of gateway/direct speed over runs made back to back (less noisy than best of each)."""
+    return statistics.median(d / g for d, g in zip(direct.seconds, gateway.seconds))
+
+
 def section(args, bench: Bench) -> list[str]:
     t, size = bench.tallies, args.size_mib * MiB
     direct = t["direct"].best_mib_s(size)
@@ -233,21 +239,23 @@ def section(args, bench: Bench) -> list[str]:
     s3_g, s3_d = t["small"].per_gib(sum(t["small"].s3.values())), t["direct"].per_gib(sum(t["direct"].s3.values()))
     rows = [
         (f"one client, {args.size_mib} MiB, 8 MiB chunks (best of {args.repeat})",
-         t["8mib"].best_mib_s(size), direct, "8mib"),
+         t["8mib"].best_mib_s(size), direct, "8mib", paired(t["direct"], t["8mib"])),
         (f"one client, {args.size_mib} MiB, 204 800-byte chunks (best of {args.repeat})",
-         t["small"].best_mib_s(size), direct, "small"),
+         t["small"].best_mib_s(size), direct, "small", paired(t["direct"], t["small"])),
         (f"{CLIENTS} clients at once (a process each), {args.each_mib} MiB each, 204 800-byte chunks, aggregate "
-         f"(best of {args.repeat_many})", many_g, many_d, "many"),
+         f"(best of {args.repeat_many})", many_g, many_d, "many", paired(t["many-direct"], t["many"])),
     ]
     name = {"sqlite": "SQLite", "mongodb": "MongoDB (SecantusDB)"}[bench.documents]
     lines = [f"### S3 (SeaweedFS) + {name}", "",
-             "| workload | gateway | direct aiobotocore (8 MiB parts) | ratio | goal |", "|---|---|---|---|---|"]
-    lines += [f"| {label} | {g:.1f} MiB/s | {d:.1f} MiB/s | {g / d:.2f} | {verdict(g / d, GOALS[key])} |"
-              for label, g, d, key in rows]
+             "| workload | gateway | direct aiobotocore (8 MiB parts) | ratio | goal | ratio, median of runs made "
+             "in turn |", "|---|---|---|---|---|---|"]
+    lines += [f"| {label} | {g:.1f} MiB/s | {d:.1f} MiB/s | {g / d:.2f} | {verdict(g / d, GOALS[key])} | {pair:.2f} |"
+              for label, g, d, key, pair in rows]
     lines += [f"| S3 requests per GiB stored, 204 800-byte chunks (SeaweedFS_s3_request_total) | {s3_g:,.0f} | "
-              f"{s3_d:,.0f} | {s3_g / s3_d:.2f}x | {verdict(s3_g / s3_d, GOALS['requests'], higher=False)} |", ""]
-    lines += ["| workload | CPU s/GiB: gateway | clients | servers | S3 requests/GiB, SeaweedFS | S3 requests/GiB, "
-              "gateway's count | document-store requests/GiB | median MiB/s |", "|---|---|---|---|---|---|---|---|"]
+              f"{s3_d:,.0f} | {s3_g / s3_d:.2f}x | {verdict(s3_g / s3_d, GOALS['requests'], higher=False)} | |", ""]
+    lines += ["| workload | CPU s/GiB: gateway | clients | servers | all | S3 requests/GiB, SeaweedFS | "
+              "S3 requests/GiB, gateway's count | document-store requests/GiB | median MiB/s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for key, label in (("direct", "direct, one client, 8 MiB parts"), ("8mib", "gateway, one client, 8 MiB chunks"),
                        ("small", "gateway, one client, 204 800-byte chunks"),
                        (f"big-{args.big_mib}", f"gateway, one client, {args.big_mib} MiB, 204 800-byte chunks"),
@@ -258,7 +266,9 @@ def section(args, bench: Bench) -> list[str]:
         gateway = [f"{tally.per_gib(tally.cpu):.1f}", f"{tally.backend_per_gib('s3'):,.0f}",
                    f"{tally.backend_per_gib(bench.documents):,.0f}"]
         cpu, counted_s3, counted_docs = [""] * 3 if key.endswith("direct") else gateway
+        every = tally.per_gib(tally.client_cpu + tally.servers_cpu + (0 if key.endswith("direct") else tally.cpu))
         lines.append(f"| {label} | {cpu} | {tally.per_gib(tally.client_cpu):.1f} | {tally.per_gib(tally.servers_cpu):.1f} | "
+                     f"{every:.1f} | "
                      f"{tally.per_gib(sum(tally.s3.values())):,.0f} | {counted_s3} | {counted_docs} | {median:.1f} |")
     per_op = lambda counts, tally: ", ".join(f"{op} {tally.per_gib(n):,.0f}" for op, n in sorted(counts.items()))  # noqa: E731
     lines += ["", "Per GiB, one client, 204 800-byte chunks: SeaweedFS by type: " + per_op(t["small"].s3, t["small"])
@@ -272,7 +282,8 @@ def section(args, bench: Bench) -> list[str]:
 def report(args, benches: list[Bench], took: float) -> str:
     command = (f"python bench/upload.py --documents {' '.join(args.documents)} --size-mib {args.size_mib} "
                f"--each-mib {args.each_mib} --big-mib {args.big_mib} --repeat {args.repeat} "
-               f"--repeat-many {args.repeat_many}" + (f" --write {args.write}" if args.write else ""))
+               f"--repeat-many {args.repeat_many}" + (f" --profile {args.profile}" if args.profile else "")
+               + (f" --write {args.write}" if args.write else ""))
     lines = ["## Upload throughput and cost (`bench/upload.py`)", "",
              f"Command: `{command}`  ",
              f"Date: {datetime.date.today().isoformat()}, {took / 60:.0f} min for the whole run.  ",

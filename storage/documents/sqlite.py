@@ -100,11 +100,12 @@ def _commit(db: sqlite3.Connection, writes: list[_Write]) -> list[tuple[bool, An
     """Run ``writes`` in one transaction (on aiosqlite's thread); per write (ok, answer or
     IntegrityError). A duplicate key undoes only its own statement; any other error
     rolls the whole batch back and is raised."""
-    durable = any(write.durable for write in writes)
+    durable, alone = any(write.durable for write in writes), len(writes) == 1
     if not durable:
         db.execute("PRAGMA synchronous=NORMAL")  # WAL: commits without fsync, stays ordered
     try:
-        db.execute("BEGIN IMMEDIATE")
+        if not alone:  # a single statement commits by itself (autocommit), two fewer steps
+            db.execute("BEGIN IMMEDIATE")
         outcomes = []
         for write in writes:
             try:
@@ -116,7 +117,8 @@ def _commit(db: sqlite3.Connection, writes: list[_Write]) -> list[tuple[bool, An
             outcomes.append((True, (rows[0] if rows else None) if write.answer == "row"
                              else cursor.rowcount if write.answer == "rowcount" else None))
             cursor.close()
-        db.execute("COMMIT")
+        if not alone:
+            db.execute("COMMIT")
         return outcomes
     except BaseException:
         if db.in_transaction:
