@@ -15,11 +15,12 @@ S3, all on loopback, then in the same run:
   first start to last finish);
 - S3 requests per GiB stored, from SeaweedFS's own ``SeaweedFS_s3_request_total``,
   and the gateway's ``gateway_backend_requests_total`` for comparison;
-- gateway CPU seconds per GiB (psutil, the gateway pid) and peak RSS (VmHWM)
-  after a 256 MiB and a 1 GiB upload.
+- CPU seconds per GiB (psutil) of the gateway process, of the clients and of the
+  servers, and the gateway's peak RSS (VmHWM) after a 256 MiB and a 1 GiB upload.
 
-``--profile DIR`` adds one more 204 800-byte upload under py-spy and prints where
-the gateway's samples go (collapsed stacks saved in DIR).
+``--profile DIR`` adds one more 204 800-byte upload and one more batch of 16 clients
+with py-spy attached to the gateway and prints where each thread's time goes
+(collapsed stacks saved in DIR). ``--rows`` and ``--gateway-src`` make partial A/B runs.
 """
 from __future__ import annotations
 
@@ -182,8 +183,9 @@ class Bench:
         seconds = seconds[0] if isinstance(seconds, tuple) else seconds
         cpu = self.gateway.cpu_seconds() - cpu
         spy.stop()
-        summary = (f"{name}: {stored // MiB} MiB under py-spy: {seconds:.2f} s wall, {stored / MiB / seconds:.1f} MiB/s, "
-                   f"gateway CPU {cpu:.2f} s ({cpu / seconds:.0%} of one core)\n" + summarize(spy.raw))
+        summary = (f"{name}: {stored // MiB} MiB under py-spy: {seconds:.2f} s wall, "
+                   f"{stored / MiB / seconds:.1f} MiB/s, gateway CPU {cpu:.2f} s ({cpu / seconds:.0%} of one core)\n"
+                   + summarize(spy.raw))
         (out / f"{name}-summary.txt").write_text(summary + "\n")
         print(summary, flush=True)
 
@@ -267,15 +269,19 @@ def section(args, bench: Bench) -> list[str]:
                    f"{tally.backend_per_gib(bench.documents):,.0f}"]
         cpu, counted_s3, counted_docs = [""] * 3 if key.endswith("direct") else gateway
         every = tally.per_gib(tally.client_cpu + tally.servers_cpu + (0 if key.endswith("direct") else tally.cpu))
-        lines.append(f"| {label} | {cpu} | {tally.per_gib(tally.client_cpu):.1f} | {tally.per_gib(tally.servers_cpu):.1f} | "
-                     f"{every:.1f} | "
+        lines.append(f"| {label} | {cpu} | {tally.per_gib(tally.client_cpu):.1f} | "
+                     f"{tally.per_gib(tally.servers_cpu):.1f} | {every:.1f} | "
                      f"{tally.per_gib(sum(tally.s3.values())):,.0f} | {counted_s3} | {counted_docs} | {median:.1f} |")
-    per_op = lambda counts, tally: ", ".join(f"{op} {tally.per_gib(n):,.0f}" for op, n in sorted(counts.items()))  # noqa: E731
+
+    def per_op(counts: Counter, tally: Tally) -> str:
+        return ", ".join(f"{op} {tally.per_gib(n):,.0f}" for op, n in sorted(counts.items()))
+
     lines += ["", "Per GiB, one client, 204 800-byte chunks: SeaweedFS by type: " + per_op(t["small"].s3, t["small"])
               + "; the gateway's count: " + per_op(t["small"].backend, t["small"])
               + ". Direct, SeaweedFS by type: " + per_op(t["direct"].s3, t["direct"]) + ".", ""]
     lines += ["| gateway peak RSS (VmHWM) after | MiB | upload MiB/s |", "|---|---|---|"]
-    lines += [f"| {after} | {rss:.0f} | {'' if speed is None else f'{speed:.1f}'} |" for after, rss, speed in bench.memory]
+    lines += [f"| {after} | {rss:.0f} | {'' if speed is None else f'{speed:.1f}'} |"
+              for after, rss, speed in bench.memory]
     return lines + [""]
 
 
