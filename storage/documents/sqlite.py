@@ -216,6 +216,12 @@ class SqliteDocumentStore:
                 # "database is locked" past busy_timeout, disk I/O errors, closed connection.
                 outcomes = None
                 error = BackendUnavailable("sqlite", str(exc))
+            except BaseException:  # cancelled (shutdown): nobody may wait forever
+                for write in batch + self._pending:
+                    if not write.future.done():
+                        write.future.set_exception(BackendUnavailable("sqlite", "store closing"))
+                self._pending = []
+                raise
             for index, write in enumerate(batch):
                 if write.future.done():
                     continue
