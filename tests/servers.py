@@ -142,6 +142,11 @@ class SeaweedFS(_Server):
     access_key = "gateway-test"
     secret_key = "gateway-test-secret"
 
+    def __init__(self, *, metrics_port: int | None = None) -> None:
+        # Prometheus metrics (e.g. SeaweedFS_s3_request_total) on this loopback port, for benchmarks.
+        self.metrics_port = metrics_port
+        self.metrics_url = f"http://{LOOPBACK}:{metrics_port}/metrics" if metrics_port else None
+
     def __enter__(self) -> "SeaweedFS":
         external = os.environ.get("GATEWAY_TEST_S3_ENDPOINT")
         if external:
@@ -158,6 +163,8 @@ class SeaweedFS(_Server):
                 f"-ip.bind={LOOPBACK}", f"-master.port={master}", "-master.peers=none", f"-volume.port={volume}",
                 "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0",
                 "-s3.port.lance=0", "-master.volumeSizeLimitMB=256", "-volume.max=0"]
+        if self.metrics_port:
+            argv += [f"-metricsPort={self.metrics_port}", f"-metricsIp={LOOPBACK}"]
         log = self._start("seaweedfs", argv, {"AWS_ACCESS_KEY_ID": self.access_key,
                                                "AWS_SECRET_ACCESS_KEY": self.secret_key})
         self._weed_dir = tmpdir
