@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import uuid
 from collections import Counter
 from typing import AsyncIterator
@@ -76,6 +77,7 @@ class S3ObjectStore:
         self.staging = staging
         self.timeout = timeout
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by S3 operation
+        self._instance, self._attempts = uuid.uuid4().hex[:8], itertools.count()  # staged key names
         self._client_args = dict(
             endpoint_url=endpoint or None,
             region_name=region,
@@ -180,7 +182,7 @@ class S3ObjectStore:
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
         # client and sending to S3 overlap and nothing bigger than a piece is held.
         number = _part_number(await fence())
-        staged = await self._read_staged(state)
+        staged = self._staged_pieces(state)  # one piece at a time: memory stays flat with many uploads
         body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, number, body, staged_size + length)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
@@ -191,13 +193,18 @@ class S3ObjectStore:
         kept = state["staged"]
         if len(kept) >= MAX_STAGED_PIECES:
             data, kept = b"".join(await self._read_staged(state)) + data, []
-        attempt = uuid.uuid4().hex[:8]
+        attempt = f"{self._instance}{next(self._attempts):x}"  # unique without a uuid4 per chunk
         pieces = [[f"{state['token']}/{offset:016d}-{attempt}-{at // MAX_BLOB}", data[at:at + MAX_BLOB]]
                   for at in range(0, len(data), MAX_BLOB)]
         await asyncio.gather(*(self.staging.put_blob(key, piece) for key, piece in pieces))
         for key, piece in pieces:
             self._recent.put(key, piece)
         return kept + [[key, len(piece)] for key, piece in pieces]
+
+    async def _staged_pieces(self, state: UploadState) -> AsyncIterator[bytes]:
+        for key, _ in state["staged"]:
+            data = self._recent.take(key)
+            yield data if data is not None else (await self.staging.get_blobs([key]))[0]
 
     async def _read_staged(self, state: UploadState) -> list[bytes]:
         """The staged pieces in order: from this instance's memory when it staged them,
@@ -315,8 +322,8 @@ def _part_number(number: int) -> int:
     return number
 
 
-async def _prefixed(first: list[bytes], rest: Chunks) -> AsyncIterator[bytes]:
-    for piece in first:
+async def _prefixed(first: Chunks, rest: Chunks) -> AsyncIterator[bytes]:
+    async for piece in first:
         yield piece
     async for piece in rest:
         yield piece
