@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -159,16 +160,32 @@ def env_name(field_name: str) -> str:
     return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}[field_name]
 
 
-def _convert(f: dataclasses.Field, raw: Any) -> Any:
-    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "Path": Path}[f.type]
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_setting(kind: type, raw: Any, env: str) -> Any:
+    """``raw`` (an environment string, or a TOML value) as a setting of type ``kind``."""
     try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in (*TRUE, *FALSE):
+                return raw.strip().lower() in TRUE
+            raise ValueError("not a boolean")
+        if kind in (int, float) and isinstance(raw, bool):
+            raise ValueError("a boolean is not a number")  # bool is an int to Python, never to an operator
         if kind is int and isinstance(raw, str):
             return int(raw.replace("_", ""))
-        if kind is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+        if kind is int and not isinstance(raw, int):
             raise ValueError("not an integer")
         return kind(raw)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{f.metadata['env']}: cannot read {raw!r} as {kind.__name__}") from exc
+        raise SettingsError(f"{env}: cannot read {raw!r} as {kind.__name__}") from exc
+
+
+def _convert(f: dataclasses.Field, raw: Any) -> Any:
+    # Annotations are strings (``from __future__ import annotations``): resolve them once, whatever the type.
+    return parse_setting(typing.get_type_hints(Settings)[f.name], raw, f.metadata["env"])
 
 
 def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None,

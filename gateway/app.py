@@ -17,10 +17,12 @@ from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
+from gateway.core.media_store import MediaStore
+from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
 from gateway.core.uploads import Uploads
-from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, MEDIA_JOBS, METRICS, OBJECTS,
+from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
                           SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.middlewares import add_request_id, errors, observe
@@ -73,11 +75,11 @@ async def _workers(app: web.Application):
     if settings.workers:
         # Pillow releases the GIL while decoding and resizing, so threads use every core.
         executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="gateway-cpu")
-        app[MEDIA_JOBS].executor = executor
-        handlers = {**app[MEDIA_JOBS].handlers, **LinkJobs(app[LINKS]).handlers,
-                    **TusJobs(app[TUS], app[USERS]).handlers}
-        pool = WorkerPool(app[JOBS], handlers, concurrency=settings.workers,
-                          on_failed=app[MEDIA_JOBS].failed, metrics=metrics)
+        media_jobs = MediaJobs(app[PROCESSING], app[OBJECTS], executor, thumbnail_sizes=settings.thumbnail_size_list,
+                               max_pixels=settings.max_image_pixels, decode_memory=settings.decode_memory)
+        link_jobs = LinkJobs(app[LINKS], app[PROCESSING], max_attempts=settings.job_attempts)
+        handlers = {**media_jobs.handlers, **link_jobs.handlers, **TusJobs(app[TUS], app[USERS]).handlers}
+        pool = WorkerPool(app[JOBS], handlers, concurrency=settings.workers, metrics=metrics)
         pool.start()
     yield
     if pool is not None:
@@ -102,19 +104,17 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app[USERS] = Users(app[DOCUMENTS], cache_seconds=settings.token_cache)
     app[UPLOADS] = Uploads(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_expiry,
                            max_size=settings.max_upload_size, lease=settings.upload_lease)
-    app[MEDIA] = MediaService(app[DOCUMENTS], app[OBJECTS], app[UPLOADS])
     app[JOBS] = JobQueue(app[DOCUMENTS], lease_seconds=settings.job_lease, max_attempts=settings.job_attempts,
                          backoff_seconds=settings.job_backoff)
-    app[MEDIA_JOBS] = MediaJobs(app[DOCUMENTS], app[OBJECTS], app[JOBS], None,
-                                thumbnail_sizes=settings.thumbnail_size_list, max_pixels=settings.max_image_pixels,
-                                decode_memory=settings.decode_memory)
-    app[MEDIA].listeners.append(app[MEDIA_JOBS].on_event)
+    media_store = MediaStore(app[DOCUMENTS])
+    app[PROCESSING] = Processing(media_store, app[JOBS], thumbnails=bool(settings.thumbnail_size_list))
     app[CATEGORIES] = Catalog(app[DOCUMENTS], catalog_kinds.CATEGORIES)
     app[TAGS] = Catalog(app[DOCUMENTS], catalog_kinds.TAGS)
-    app[STATUSES] = Statuses(app[DOCUMENTS], app[CATEGORIES], app[TAGS], user_url=lambda name: f"/users/{name}/")
-    app[MEDIA].listeners.insert(0, app[STATUSES].on_media_event)  # statuses let go of a media first
+    app[STATUSES] = Statuses(app[DOCUMENTS], media_store, app[CATEGORIES], app[TAGS],
+                             user_url=lambda name: f"/users/{name}/")
+    app[MEDIA] = MediaService(media_store, app[OBJECTS], app[UPLOADS], app[PROCESSING], references=app[STATUSES])
     app[FETCHER] = Fetcher(allow=settings.fetch_allow_pairs, timeout=settings.fetch_timeout)
-    app[LINKS] = LinkMedia(app[DOCUMENTS], app[OBJECTS], app[FETCHER], app[JOBS], app[MEDIA].emit,
+    app[LINKS] = LinkMedia(media_store, app[OBJECTS], app[FETCHER], app[PROCESSING],
                            vimeo_oembed_url=settings.vimeo_oembed_url, budget=settings.fetch_timeout,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)

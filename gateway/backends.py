@@ -13,7 +13,7 @@ def document_store(settings: Settings) -> DocumentStore:
         return MongoDocumentStore(settings.mongodb_uri, settings.mongodb_database, timeout=settings.backend_timeout)
     from storage.documents.sqlite import SqliteDocumentStore
 
-    return SqliteDocumentStore(settings.data_dir / "gateway.sqlite3")
+    return SqliteDocumentStore(settings.data_dir / "gateway.sqlite3", timeout=settings.backend_timeout)
 
 
 def object_store(settings: Settings, staging: BlobStaging | None) -> ObjectStore:

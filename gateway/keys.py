@@ -9,6 +9,7 @@ from gateway.core.catalog import Catalog
 from gateway.core.jobs import JobQueue
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
+from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
 from gateway.core.uploads import Uploads
@@ -16,7 +17,6 @@ from gateway.metrics import Metrics
 from gateway.outbound import Fetcher
 from storage.documents.port import DocumentStore
 from storage.objects.port import ObjectStore
-from workers.media_jobs import MediaJobs
 
 SETTINGS = web.AppKey("settings", Settings)
 DOCUMENTS = web.AppKey("documents", DocumentStore)
@@ -26,7 +26,7 @@ UPLOADS = web.AppKey("uploads", Uploads)
 MEDIA = web.AppKey("media", MediaService)
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobQueue)
-MEDIA_JOBS = web.AppKey("media_jobs", MediaJobs)
+PROCESSING = web.AppKey("processing", Processing)
 CATEGORIES = web.AppKey("categories", Catalog)
 TAGS = web.AppKey("tags", Catalog)
 STATUSES = web.AppKey("statuses", Statuses)

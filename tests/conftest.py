@@ -2,6 +2,7 @@
 stacks, gateway apps on those stacks, and HTTP helpers that speak like clients."""
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -49,6 +50,15 @@ class Stack:
     async def user(self, client: TestClient, name: str | None = None, **roles) -> dict:
         user, token = await client.app[USERS].add(name or f"u{uuid.uuid4().hex[:10]}", **roles)
         return {"id": user.id, "name": user.username, "auth": {"Authorization": f"Bearer {token}"}}
+
+
+@pytest.fixture
+def quiet_log(caplog):
+    """Fails the test if the gateway logged an error or a traceback while it ran."""
+    caplog.set_level(logging.INFO)
+    yield
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not loud, [f"{r.name}: {r.getMessage()}" for r in loud]
 
 
 @pytest.fixture(params=STACKS)

@@ -1,5 +1,5 @@
-"""Pure imaging helpers for the background workers: sniff what a stored file is and
-make thumbnails of raster images.
+"""Pure imaging helpers for the background workers: thumbnails of raster images.
+(What a file is, the probe, is gateway.core.sniff, shared with complete.)
 
 No HTTP and no database here. Everything is synchronous and CPU-bound; workers call
 it in an executor, on a temporary file they downloaded.
@@ -7,26 +7,19 @@ it in an executor, on a temporary file they downloaded.
 from __future__ import annotations
 
 import io
-import os
 import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import magic
 from PIL import Image, ImageFile
 
 from gateway.core import sniff
-from gateway.core.sniff import kind_for_mime
+from gateway.core.sniff import NotAnImage
 
 ACCEPTED_FORMATS = sniff.RASTER_FORMATS
 DEFAULT_SIZES = (64, 128, 512, 1080)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
-# libmagic only needs the head of a file, and reading all of a multi-GiB video would
-# make probing as slow as the download it follows.
-_SNIFF_BYTES = 256 * 1024
 
 # Same trade-off as Pillow's own thumbnail(): shrink cheaply (JPEG DCT scaling,
 # integer reduce) down to about twice the target, then finish with LANCZOS.
@@ -53,25 +46,6 @@ _BAND_BYTES = 4 * 1024 * 1024
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
-class ImageRejected(Exception):
-    """The file cannot be thumbnailed; ``reason`` is a short machine code
-    ("not_an_image", "too_many_pixels", "corrupt_image")."""
-
-    def __init__(self, reason: str, message: str | None = None) -> None:
-        super().__init__(message or reason)
-        self.reason = reason
-
-
-@dataclass
-class Probe:
-    mime_type: str
-    kind: str  # "image", "video", "audio", "document", "text" or "other"
-    size: int
-    width: int | None = None
-    height: int | None = None
-    mode: str | None = None
-
-
 @dataclass
 class Thumbnail:
     size: int  # the bounding square asked for; width/height are what fits in it
@@ -80,29 +54,6 @@ class Thumbnail:
     format: str
     content_type: str
     data: bytes
-
-
-def probe(path: str | Path, *, max_pixels: int = 50_000_000) -> Probe:
-    """What the file really is (by content, never by name or the client's claim).
-
-    Images are read header-only, so any size is reported and nothing is decoded;
-    ``max_pixels`` is accepted for symmetry with make_thumbnails but never enforced
-    here, since a probe that refuses would hide the dimensions callers log and show.
-    """
-    with open(path, "rb") as fp:
-        size = os.fstat(fp.fileno()).st_size
-        mime = magic.from_buffer(fp.read(_SNIFF_BYTES), mime=True)
-        kind = kind_for_mime(mime)
-        if kind != "image":
-            return Probe(mime, kind, size)
-        fp.seek(0)
-        try:
-            img = _open(fp)
-        except ImageRejected as exc:
-            # Claims to be an image by its magic bytes, but no accepted decoder takes it.
-            return Probe(mime, "image" if exc.reason == "too_many_pixels" else "other", size)
-        width, height = sniff.oriented_size(img)  # the same numbers complete reported
-        return Probe(mime, "image", size, width, height, img.mode)
 
 
 def make_thumbnails(
@@ -115,14 +66,14 @@ def make_thumbnails(
     """One thumbnail per distinct size in ``sizes`` (same order), each fitting a
     size x size square and never larger than the image, EXIF orientation applied.
 
-    Raises ImageRejected before decoding anything over ``max_pixels``.
+    Raises NotAnImage before decoding anything over ``max_pixels``.
     """
     boxes = _check_sizes(sizes)
     with open(path, "rb") as fp:
         img = _open(fp)
         width, height = img.size  # before draft() shrinks it
         if width * height > max_pixels:
-            raise ImageRejected("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+            raise NotAnImage("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
         box, orientation = _decode(img, max(boxes))
     if orientation in _SWAPS_AXES:
         width, height = height, width
@@ -155,14 +106,14 @@ def decode_cost(path: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, *, max
     from the header alone (nothing is decoded), so a caller can budget memory across
     concurrent decodes before starting one.
 
-    Raises ImageRejected as make_thumbnails would before decoding.
+    Raises NotAnImage as make_thumbnails would before decoding.
     """
     largest = max(_check_sizes(sizes))
     with open(path, "rb") as fp:
         img = _open(fp)
         width, height = img.size
         if width * height > max_pixels:
-            raise ImageRejected("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+            raise NotAnImage("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
         _draft(img, largest)  # JPEGs decode scaled down: count what load() will really hold
         width, height = img.size
         return width * height * _peak_bytes_per_pixel(img.mode, "transparency" in img.info) + _CODEC_BYTES
@@ -193,13 +144,7 @@ def _check_sizes(sizes: tuple[int, ...]) -> list[int]:
     return boxes
 
 
-def _open(fp: BinaryIO) -> ImageFile.ImageFile:
-    """The image opened header-only, over the accepted formats, without Pillow's
-    process-wide decompression-bomb check (see sniff.open_header)."""
-    try:
-        return sniff.open_header(fp)
-    except sniff.NotAnImage as exc:
-        raise ImageRejected(exc.reason, str(exc)) from exc
+_open = sniff.open_header  # header-only, over the accepted formats (no process-wide bomb check)
 
 
 _orientation = sniff.orientation
@@ -217,9 +162,9 @@ def _decode(img: ImageFile.ImageFile, largest: int) -> tuple[tuple[float, ...] |
         img.load()
         return box, _orientation(img)
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("too_many_pixels", str(exc)) from exc
+        raise NotAnImage("too_many_pixels", str(exc)) from exc
     except _DECODE_ERRORS as exc:
-        raise ImageRejected("corrupt_image", f"cannot decode image: {exc}") from exc
+        raise NotAnImage("corrupt_image", f"cannot decode image: {exc}") from exc
 
 
 def _draft(img: ImageFile.ImageFile, largest: int) -> tuple[float, ...] | None:

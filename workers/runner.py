@@ -1,7 +1,8 @@
 """The worker pool: N async workers that claim jobs and run their handlers.
 
-Each worker claims one job at a time, keeps its lease alive while the handler
-runs, and records the outcome. A handler raises ``PermanentError`` for input that
+Each job kind has its own handler and its own failure hook (``JobHandler``), called
+once when a job of that kind gives up. Each worker claims one job at a time, keeps
+its lease alive while the handler runs, and records the outcome. A handler raises ``PermanentError`` for input that
 will never work (a corrupt image), which fails the job at once instead of
 retrying it. On shutdown the pool stops claiming, gives in-flight jobs a grace
 period, then cancels them and releases their leases so another instance (or the
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from gateway.core.jobs import Job, JobQueue
@@ -31,13 +33,17 @@ class PermanentError(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class JobHandler:
+    run: Handler
+    failed: FailureHook | None = None  # the job gave up (attempts used up, or a PermanentError)
+
+
 class WorkerPool:
-    def __init__(self, queue: JobQueue, handlers: dict[str, Handler], *, concurrency: int,
-                 on_failed: FailureHook | None = None, poll_interval: float = 1.0, grace_seconds: float = 10.0,
-                 metrics=None) -> None:
+    def __init__(self, queue: JobQueue, handlers: dict[str, JobHandler | Handler], *, concurrency: int,
+                 poll_interval: float = 1.0, grace_seconds: float = 10.0, metrics=None) -> None:
         self.queue = queue
-        self.handlers = handlers
-        self.on_failed = on_failed
+        self.handlers = {kind: h if isinstance(h, JobHandler) else JobHandler(h) for kind, h in handlers.items()}
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.grace_seconds = grace_seconds
@@ -95,9 +101,10 @@ class WorkerPool:
 
     async def _run(self, job: Job) -> None:
         started = time.perf_counter()
+        handler = self.handlers[job["kind"]]
         renewer = asyncio.create_task(self._keep_lease(job))
         try:
-            result = await self.handlers[job["kind"]](job)
+            result = await handler.run(job)
             outcome = "done" if await self.queue.succeed(job, result) else "lost"
         except asyncio.CancelledError:
             raise
@@ -108,8 +115,8 @@ class WorkerPool:
                 log.warning("job attempt failed", exc_info=True, extra={"job_id": job["id"], "kind": job["kind"]})
             updated = await self.queue.fail(job, error, permanent=permanent)
             outcome = {"queued": "retry", "failed": "failed"}.get(updated["status"]) if updated else "lost"
-            if outcome == "failed" and self.on_failed is not None:
-                await self.on_failed(job, error)
+            if outcome == "failed" and handler.failed is not None:
+                await handler.failed(job, error)
         finally:
             renewer.cancel()
         elapsed = time.perf_counter() - started

@@ -19,4 +19,4 @@ class TusJobs:
 
     async def concat(self, job: Job) -> dict[str, Any]:
         media = await self.tus.assemble(job["subject"], self.users)
-        return {"media_id": media["id"] if media else None}
+        return {"media_id": media.id if media else None}

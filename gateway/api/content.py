@@ -7,6 +7,7 @@ renders safely. ETag is the file's md5; one byte range per request (206).
 """
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import quote
 
@@ -15,7 +16,9 @@ from aiohttp import web
 from gateway.core.errors import GatewayError, not_found
 from gateway.core.sniff import SAFE_INLINE_IMAGES
 from gateway.keys import MEDIA, OBJECTS
+from storage.errors import StorageError
 
+log = logging.getLogger("gateway.content")
 routes = web.RouteTableDef()
 SINGLE_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits: \d would take any script's
 BEYOND_ANY_FILE = 10 ** 19  # what a position of more than 19 digits means, without int() of 5000 digits
@@ -46,31 +49,31 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 @routes.get("/content/{hash_code}/{name}")
 async def serve_content(request: web.Request) -> web.StreamResponse:
     media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
-    if media is None or media.get("key") is None:
+    if media is None or not media.is_file:
         raise not_found("file")
-    return await send_object(request, key=media["key"], size=media["size"], etag=media["md5"],
-                             content_type=media["mime_type"], filename=media["title"])
+    return await send_object(request, key=media.key, size=media.size, etag=media.md5,
+                             content_type=media.mime_type, filename=media.title)
 
 
 @routes.get("/thumbnails/{hash_code}/{size}")
 async def serve_thumbnail(request: web.Request) -> web.StreamResponse:
     media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
     wanted = request.match_info["size"]
-    thumb = next((t for t in (media or {}).get("thumbnails") or [] if str(t["size"]) == wanted), None)
+    thumb = next((t for t in (media.thumbnails if media else ()) if str(t.size) == wanted), None)
     if thumb is None:
         raise not_found("thumbnail")
-    return await send_object(request, key=thumb["key"], size=thumb["bytes"], etag=thumb["etag"],
-                             content_type=thumb["content_type"], filename=f"{wanted}-{media['title']}")
+    return await send_object(request, key=thumb.key, size=thumb.bytes, etag=thumb.etag,
+                             content_type=thumb.content_type, filename=f"{wanted}-{media.title}")
 
 
 @routes.get("/previews/{hash_code}")
 async def serve_preview(request: web.Request) -> web.StreamResponse:
     media = await request.app[MEDIA].by_hash(request.match_info["hash_code"])
-    copy = (media or {}).get("image_copy")
+    copy = media.image_copy if media else None
     if copy is None:
         raise not_found("preview image")
-    return await send_object(request, key=copy["key"], size=copy["bytes"], etag=copy["etag"],
-                             content_type=copy["content_type"], filename=f"preview-{media['id']}")
+    return await send_object(request, key=copy.key, size=copy.bytes, etag=copy.etag,
+                             content_type=copy.content_type, filename=f"preview-{media.id}")
 
 
 async def send_object(request: web.Request, *, key: str, size: int, etag: str, content_type: str,
@@ -101,8 +104,15 @@ async def send_object(request: web.Request, *, key: str, size: int, etag: str, c
         return response
     body = await request.app[OBJECTS].get(key, start, end)
     await response.prepare(request)
-    async for piece in body.chunks:
-        await response.write(piece)
+    try:
+        async for piece in body.chunks:
+            await response.write(piece)
+    except StorageError as exc:
+        # The headers and part of the body are out: an error reply now would land inside
+        # the file's bytes. Close the connection instead; the client sees a short body.
+        log.warning("download cut short", extra={"key": key, "error": str(exc)})
+        response.force_close()
+        return response
     await response.write_eof()
     return response
 

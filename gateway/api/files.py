@@ -15,9 +15,10 @@ from aiohttp import web
 from gateway.api.common import base_url, int_id, page, page_params, read_fields, require_user
 from gateway.api.media_json import content_url, thumbnails_json
 from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
-from gateway.core import clock
+from gateway.core import clock, policy
 from gateway.core.auth import User
 from gateway.core.errors import bad_request, field_error, forbidden, not_found, upload_too_large
+from gateway.core.media_model import Media
 from gateway.core.names import visible_text
 from gateway.keys import MEDIA, METRICS, SETTINGS, USERS
 
@@ -37,45 +38,45 @@ def human_readable_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-async def file_json(request: web.Request, media: dict[str, Any], owners: dict | None = None) -> dict[str, Any]:
+async def file_json(request: web.Request, media: Media, owners: dict | None = None) -> dict[str, Any]:
     base = base_url(request)
     owners = {} if owners is None else owners  # one lookup per user on a page, not per file
-    if media["user_id"] not in owners:
-        owners[media["user_id"]] = await request.app[USERS].get(media["user_id"])
-    owner = owners[media["user_id"]]
+    if media.user_id not in owners:
+        owners[media.user_id] = await request.app[USERS].get(media.user_id)
+    owner = owners[media.user_id]
     return {
-        "id": media["id"],
-        "type": media.get("kind", "other"),
-        "user": {"id": media["user_id"], "username": owner.username if owner else None,
+        "id": media.id,
+        "type": media.kind or "other",
+        "user": {"id": media.user_id, "username": owner.username if owner else None,
                  "full_name": owner.full_name if owner else ""},
         "f": content_url(base, media),
-        "name": media["title"],
-        "description": media.get("description", ""),
-        "size": media["size"],
-        "human_readable_size": human_readable_size(media["size"]),
-        "width": media.get("image_width"),
-        "height": media.get("image_height"),
-        "mode": media.get("mode"),
-        "created_at": clock.iso(media["added_at"]),
-        "updated_at": clock.iso(media.get("updated_at", media["added_at"])),
+        "name": media.title,
+        "description": media.description,
+        "size": media.size,
+        "human_readable_size": human_readable_size(media.size),
+        "width": media.image_width,
+        "height": media.image_height,
+        "mode": media.mode,
+        "created_at": clock.iso(media.added_at),
+        "updated_at": clock.iso(media.updated_at),
         "thumbnails": thumbnails_json(base, media),
-        "processing": media.get("processing", "done"),
-        "processing_error": media.get("processing_error"),
+        "processing": media.processing,
+        "processing_error": media.processing_error,
     }
 
 
 async def require_manager(request: web.Request) -> User:
     user = await require_user(request)
-    if not user.manages_files:
+    if not policy.may_use_files_api(user):
         raise forbidden("the Files API needs an admin, or staff with the 'files' permission")
     return user
 
 
-async def load(request: web.Request) -> dict[str, Any]:
+async def load(request: web.Request) -> Media:
     """The file behind the path's id; link and embed media have no file (no ``key``), so they
     are as absent here as in the list, whoever owns them."""
-    media = await request.app[MEDIA].documents.get("media", int_id(request.match_info["id"]))
-    if media is None or media.get("key") is None:
+    media = await request.app[MEDIA].find(int_id(request.match_info["id"]))
+    if media is None or not media.is_file:
         raise not_found("file")
     return media
 
@@ -84,12 +85,10 @@ async def load(request: web.Request) -> dict[str, Any]:
 async def list_files(request: web.Request) -> web.Response:
     await require_manager(request)
     limit, offset = page_params(request)
-    where: dict[str, Any] = {"key": {"$ne": None}}
-    if kind := request.query.get("type"):
-        if kind not in KINDS:
-            raise field_error("type", f"must be one of {', '.join(KINDS)}")
-        where["kind"] = kind
-    total, found = await request.app[MEDIA].list(where, limit=limit, offset=offset)
+    kind = request.query.get("type") or None
+    if kind is not None and kind not in KINDS:
+        raise field_error("type", f"must be one of {', '.join(KINDS)}")
+    total, found = await request.app[MEDIA].page(files_only=True, kind=kind, limit=limit, offset=offset)
     owners: dict = {}
     results = [await file_json(request, media, owners) for media in found]
     return web.json_response(page(request, total, limit, offset, results))
@@ -149,7 +148,7 @@ async def get_file(request: web.Request) -> web.Response:
 @routes.route("PATCH", "/api/media/files/{id}")
 @routes.route("PUT", "/api/media/files/{id}")
 async def update_file(request: web.Request) -> web.Response:
-    await require_manager(request)
+    user = await require_manager(request)
     media = await load(request)
     body = await read_fields(request)
     if request.method == "PUT" and "name" not in body:
@@ -164,14 +163,14 @@ async def update_file(request: web.Request) -> web.Response:
                 raise field_error(field, "Not a valid string.")
             changes[stored] = _checked_name(value) if field == "name" else value
     if changes:
-        media = await request.app[MEDIA].update_details(media, changes)
+        media = await request.app[MEDIA].update_details(user, media, changes)
     return web.json_response(await file_json(request, media))
 
 
 @routes.delete("/api/media/files/{id}")
 async def delete_file(request: web.Request) -> web.Response:
     user = await require_manager(request)
-    await request.app[MEDIA].delete(user, (await load(request))["id"], manager=True)
+    await request.app[MEDIA].delete(user, (await load(request)).id)
     return web.Response(status=204)
 
 

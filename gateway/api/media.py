@@ -15,7 +15,7 @@ async def list_media(request: web.Request) -> web.Response:
     """The caller's media, newest first."""
     user = await require_user(request)
     limit, offset = page_params(request)
-    total, found = await request.app[MEDIA].list({"user_id": user.id}, limit=limit, offset=offset)
+    total, found = await request.app[MEDIA].page(owner=user.id, limit=limit, offset=offset)
     base = base_url(request)
     return web.json_response(page(request, total, limit, offset, [media_json(m, base) for m in found]))
 

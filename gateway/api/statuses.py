@@ -9,7 +9,7 @@ from gateway.api.catalog import item_json
 from gateway.api.common import base_url, int_id, page, page_params, read_fields, require_user
 from gateway.api.media_json import media_json
 from gateway.core import clock
-from gateway.keys import CATEGORIES, DOCUMENTS, STATUSES, TAGS, USERS
+from gateway.keys import CATEGORIES, MEDIA, STATUSES, TAGS, USERS
 
 routes = web.RouteTableDef()
 
@@ -18,7 +18,7 @@ async def status_json(request: web.Request, status: dict[str, Any]) -> dict[str,
     app, base = request.app, base_url(request)
     categories = await app[CATEGORIES].get_many(status["category_ids"])
     tags = await app[TAGS].get_many(status["tag_ids"])
-    medias = {m["id"]: m for m in await app[DOCUMENTS].find("media", {"id": {"$in": status["media_ids"]}})}
+    medias = await app[MEDIA].find_many(status["media_ids"])
     author = await app[USERS].get(status["author_id"])
     return {
         "id": status["id"],

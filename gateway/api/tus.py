@@ -68,7 +68,9 @@ def _location(request: web.Request, session: dict) -> str:
 
 
 def _finished(session: dict) -> dict[str, str]:
-    return {"Media-Id": str(session["media_id"])} if session.get("media_id") else {}
+    # media_id is reserved on the session before the media exists: only a complete one names it
+    done = session["status"] == "complete" and session.get("media_id")
+    return {"Media-Id": str(session["media_id"])} if done else {}
 
 
 def _check_version(request: web.Request) -> None:
@@ -137,7 +139,7 @@ async def _create(request: web.Request, user) -> web.Response:
                                          checksum=request.headers.get("Upload-Checksum"))
         headers["Upload-Offset"] = str(session["offset"])
         if media:
-            headers["Media-Id"] = str(media["id"])
+            headers["Media-Id"] = str(media.id)
     return web.Response(status=201, headers={**headers, **_expires(session)})
 
 
@@ -186,7 +188,7 @@ async def _patch(request: web.Request, user) -> web.Response:
                                            length=length, checksum=request.headers.get("Upload-Checksum")))
     headers = {"Upload-Offset": str(session["offset"]), **_expires(session)}
     if media:
-        headers["Media-Id"] = str(media["id"])
+        headers["Media-Id"] = str(media.id)
     return web.Response(status=204, headers=headers)
 
 
@@ -218,7 +220,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     content_type = "application/octet-stream"
     if session.get("media_id"):
         media = await request.app[MEDIA].get(user, session["media_id"])
-        content_type = media.get("mime_type") or content_type
+        content_type = media.mime_type or content_type
     try:
         info = await request.app[OBJECTS].stat(session["target"]["key"])
     except ObjectNotFound:
@@ -261,7 +263,9 @@ def _out(*names: str) -> dict:
     return {name: {"description": f"`{name}`", "schema": {"type": "string"}} for name in names}
 
 
-_VERSION = _header("Tus-Resumable", "The protocol version; anything else is 412.", required=True,
+# Required by the protocol, but a missing one is 412 there (not the 400 OpenAPI tools expect of a
+# required header), so it is documented as optional with its 412.
+_VERSION = _header("Tus-Resumable", f"Must be `{core.VERSION}`; missing or anything else is 412.",
                    schema={"type": "string", "const": core.VERSION})
 _ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _OCTETS = {"required": True, "content": {OFFSET_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
@@ -317,12 +321,14 @@ OPENAPI = {
                     "206": {"description": "The bytes of a `Range`."}, **errors(401, 404, 409, 410, 416, 503)}},
         "post": {"operationId": "tusMethodOverride", "tags": ["tus"],
                  "summary": "PATCH, DELETE or HEAD through `X-HTTP-Method-Override`",
-                 "parameters": [_ID, _VERSION, _header("X-HTTP-Method-Override", "`PATCH`, `DELETE` or `HEAD`.",
-                                                       required=True, schema={"enum": ["PATCH", "DELETE", "HEAD"]}),
+                 "parameters": [_ID, _VERSION, _header("X-HTTP-Method-Override", "`PATCH`, `DELETE` or `HEAD`; "
+                                                       "without one a POST here is 405.",
+                                                       schema={"enum": ["PATCH", "DELETE", "HEAD"]}),
                                 _header("Upload-Offset", "With PATCH: where the body starts.")],
                  "requestBody": {**_OCTETS, "required": False},
                  "responses": {"200": {"description": "HEAD's answer."}, "204": {"description": "PATCH or DELETE "
                                "done."}, **_TUS_ERRORS, **errors(403, 409, 413),
+                               "405": reply("No or another method override.", ref("Error")),
                                "415": reply("The body is not `application/offset+octet-stream`.", ref("Error")),
                                "460": reply("Checksum mismatch.", ref("Error"))}},
     },

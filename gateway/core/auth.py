@@ -18,7 +18,8 @@ from gateway.core.errors import GatewayError, bad_request
 from storage.documents.port import DocumentStore
 from storage.errors import DuplicateKey
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
+USERNAME_CHARS = "A-Za-z0-9_.@+-"  # Django's: also what a mention may name
+USERNAME = re.compile(rf"^[{USERNAME_CHARS}]{{1,150}}$")
 SCHEMES = ("bearer", "token")
 PERMISSIONS = ("files",)  # what staff may be granted beyond their role
 

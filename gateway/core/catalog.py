@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gateway.core import clock
+from gateway.core import clock, policy
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, field_error, forbidden, not_found
 from storage.documents.port import DocumentStore
@@ -118,7 +118,7 @@ class Catalog:
 
     @staticmethod
     def _require_staff(user: User) -> None:
-        if not (user.is_staff or user.is_admin):
+        if not policy.may_curate_catalog(user):
             raise forbidden("only staff can change this")
 
     async def list(self, *, active_only: bool = False, limit: int, offset: int) -> tuple[int, list[dict]]:

@@ -19,9 +19,6 @@ class GatewayError(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"detail": self.message, "code": self.code, **self.extra}
-
 
 def bad_request(code: str, message: str, **extra: Any) -> GatewayError:
     return GatewayError(400, code, message, **extra)

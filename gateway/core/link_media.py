@@ -13,30 +13,33 @@ parsed in an executor, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
-from gateway.core import clock, sniff
+from gateway.core import clock, policy, sniff
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, field_error, forbidden, not_found
-from gateway.core.jobs import JobQueue
+from gateway.core.fetching import Fetch, FetchError
+from gateway.core.jobs import Job
 from gateway.core.link_preview import add_image, is_vimeo_url, load_json, parse_page, read_oembed
-from gateway.outbound import FetchError, Fetcher
-from storage.documents.port import DocumentStore
+from gateway.core.media_model import EMBED, LINK_TYPES, Media, StoredObject
+from gateway.core.media_store import MediaStore
+from gateway.core.processing import LINK_PREVIEW, THUMBNAILS, Processing
 from storage.objects.port import ObjectStore
 
 log = logging.getLogger("gateway.links")
 
-LINK_TYPES = ("url", "vimeo")
 REFUSED_AT_ONCE = ("invalid_url", "blocked_address")
 OEMBED_MAX = 1024 * 1024
 JOB_FETCH_TIMEOUT = 30.0  # a background preview has no client waiting: give slow sites longer
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
                     "image/bmp": "bmp"}
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+IMAGE_FIELDS = ("image", "image_width", "image_height")
 
 
 def fetch_refused(exc: FetchError, field: str) -> GatewayError:
@@ -44,13 +47,12 @@ def fetch_refused(exc: FetchError, field: str) -> GatewayError:
 
 
 class LinkMedia:
-    def __init__(self, documents: DocumentStore, objects: ObjectStore, fetcher: Fetcher, jobs: JobQueue, emit: Emit,
-                 *, vimeo_oembed_url: str, budget: float, max_page: int, max_image: int, max_pixels: int) -> None:
-        self.documents = documents
+    def __init__(self, store: MediaStore, objects: ObjectStore, fetcher: Fetch, processing: Processing, *,
+                 vimeo_oembed_url: str, budget: float, max_page: int, max_image: int, max_pixels: int) -> None:
+        self.store = store
         self.objects = objects
         self.fetcher = fetcher
-        self.jobs = jobs
-        self.emit = emit
+        self.processing = processing
         self.vimeo_oembed_url = vimeo_oembed_url
         self.budget = budget
         self.max_page = max_page
@@ -59,9 +61,9 @@ class LinkMedia:
 
     # creating
 
-    async def create(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, user: User, body: dict[str, Any]) -> Media:
         kind = body.get("type")
-        if kind == "embed":
+        if kind == EMBED:
             return await self._create_embed(user, body)
         if kind not in LINK_TYPES:
             raise field_error("type", "Must be one of url, vimeo, embed (files use the chunk upload).", "invalid_type")
@@ -75,8 +77,7 @@ class LinkMedia:
             raise fetch_refused(exc, "url") from None
         if kind == "vimeo" and not is_vimeo_url(url):
             raise field_error("url", "Enter a vimeo.com URL.", "not_vimeo")
-        media = await self._new(user, kind, url=url, oembed_preview_ready=False, oembed_available=False,
-                                choice_images=[], keywords="", title=url, image_source=None)
+        media = await self._new(user, kind, url=url, title=url)
         try:
             preview = await asyncio.wait_for(self.preview(url, kind), self.budget)
         except FetchError as exc:
@@ -88,15 +89,13 @@ class LinkMedia:
             preview = None
             log.info("link preview deferred", extra={"url": url, "error": "time budget spent"})
         if preview is not None:
-            media.update(preview)
+            media = await self.store.insert(dataclasses.replace(media, **preview))
         else:  # the link_preview job owes the preview: say so until it has run
-            media.update(processing="pending", processing_error=None)
-        await self.documents.insert("media", media)
-        if preview is None:
-            await self.jobs.enqueue("link_preview", media["id"], {"url": url})
+            media = await self.store.insert(media.owing(LINK_PREVIEW.name))
+            await self.processing.start(media, LINK_PREVIEW)
         return media
 
-    async def _create_embed(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
+    async def _create_embed(self, user: User, body: dict[str, Any]) -> Media:
         for name in ("embed_type", "embed_id"):
             value = body.get(name)
             if not isinstance(value, str) or not value.strip():
@@ -110,18 +109,15 @@ class LinkMedia:
         if not isinstance(metadata, dict):
             raise field_error("metadata", "Must be an object.")
         url = body.get("url") if isinstance(body.get("url"), str) else None
-        embed = {"id": await self.documents.next_id("embeds"), "embed_type": body["embed_type"].strip()[:100],
+        media = await self._new(user, EMBED, url=url, title="")
+        embed = {"id": await self.store.new_id("embeds"), "embed_type": body["embed_type"].strip()[:100],
                  "embed_id": body["embed_id"].strip()[:255], "url": url, "metadata": metadata}
-        media = await self._new(user, "embed", url=url, embed=embed, title="")
-        await self.documents.insert("media", media)
-        return media
+        return await self.store.insert(dataclasses.replace(media, embed=embed))
 
-    async def _new(self, user: User, kind: str, **fields: Any) -> dict[str, Any]:
+    async def _new(self, user: User, kind: str, **fields: Any) -> Media:
         now = clock.now()
-        return {"id": await self.documents.next_id("media"), "user_id": user.id, "hash_code": uuid.uuid4().hex,
-                "added_at": now, "updated_at": now, "type": kind, "description": "", "order": 0, "key": None,
-                "image": None, "image_width": None, "image_height": None, "thumbnails": [], "processing": "done",
-                **fields}
+        return Media(id=await self.store.new_id(), user_id=user.id, hash_code=uuid.uuid4().hex, type=kind,
+                     added_at=now, updated_at=now, **fields)
 
     # previews
 
@@ -138,7 +134,7 @@ class LinkMedia:
                 found = parse_page("", page.url)
                 add_image(found, page.url)
             else:
-                found = await _off_loop(parse_page, page.body, page.url)
+                found = await _off_loop(functools.partial(parse_page, page.body, page.url, encoding=page.charset))
             endpoint, provider = found.oembed_url, (urlsplit(page.url).hostname or "").removeprefix("www.")
         fields: dict[str, Any] = {
             "title": found.title or url, "description": found.description, "keywords": found.keywords,
@@ -151,7 +147,7 @@ class LinkMedia:
         found.images = [candidate for candidate in found.images if self._fetchable(candidate)]
         image = found.images[0] if found.images else None
         size = found.image_sizes.get(image) if image else None
-        fields.update(choice_images=found.images, image=image, image_width=size[0] if size else None,
+        fields.update(choice_images=tuple(found.images), image=image, image_width=size[0] if size else None,
                       image_height=size[1] if size else None)
         return fields
 
@@ -183,33 +179,26 @@ class LinkMedia:
                 "oembed_html": oembed.html,
                 "oembed_available": True}
 
-    async def finish_preview(self, media_id: int, url: str) -> dict[str, Any]:
+    async def finish_preview(self, job: Job) -> dict[str, Any]:
         """The ``link_preview`` job: same preview, no request waiting on it."""
-        media = await self.documents.get("media", media_id)
-        if media is None or media.get("url") != url:
+        media = await self.processing.current(job)
+        if media is None:
             return {"skipped": "media gone or changed"}
-        fields = await self.preview(url, media["type"], timeout=JOB_FETCH_TIMEOUT)
-        if media.get("image_source"):  # the owner already chose an image: keep it
-            fields = {k: v for k, v in fields.items() if k not in ("image", "image_width", "image_height")}
-        if not media.get("image_copy_key"):  # else the copy's thumbnails job owns the processing state
-            fields.update(processing="done", processing_error=None)
-        await self.documents.update("media", media_id, {**fields, "updated_at": clock.now()}, expect={"url": url})
-        return {"title": fields["title"]}
-
-    async def preview_failed(self, media_id: int, url: str, error: str) -> None:
-        """The ``link_preview`` job gave up: show why instead of staying pending."""
-        await self.documents.update("media", media_id, {"processing": "failed", "processing_error": error,
-                                                        "updated_at": clock.now()}, expect={"url": url})
+        fields = await self.preview(media.url, media.type, timeout=JOB_FETCH_TIMEOUT)
+        # The owner may have chosen an image meanwhile: keep it (read again at the write).
+        settled = await self.processing.settle(job, lambda current: {
+            k: v for k, v in fields.items() if not (current.image_source and k in IMAGE_FIELDS)})
+        return {"title": fields["title"]} if settled else {"skipped": "media gone or changed"}
 
     # preview image
 
-    async def set_image(self, user: User, media_id: int, image_url: Any, *, executor=None) -> dict[str, Any]:
-        media = await self.documents.get("media", media_id)
+    async def set_image(self, user: User, media_id: int, image_url: Any, *, executor=None) -> Media:
+        media = await self.store.get(media_id)
         if media is None:
             raise not_found("media")
-        if media["user_id"] != user.id:
-            raise forbidden("only the creator can change the preview image")
-        if media["type"] not in LINK_TYPES:
+        if not policy.may_change_media(user, media):
+            raise forbidden("only the owner (or an admin) can change the preview image")
+        if not media.is_link:
             raise field_error("image", "Only url and vimeo media have a preview image.", "not_a_link")
         if not isinstance(image_url, str) or not image_url.strip():
             raise field_error("image", "This field is required.", "required")
@@ -224,13 +213,22 @@ class LinkMedia:
             raise field_error("image", str(exc), exc.reason) from None
         key = f"previews/{media_id}/{uuid.uuid4().hex}.{IMAGE_EXTENSIONS[mime]}"
         info = await self.objects.put(key, fetched.body, mime)
-        copy = {"key": info.key, "bytes": info.size, "etag": info.etag, "content_type": mime}
-        updated = await self.documents.update("media", media_id, {
-            "image_copy": copy, "image_copy_key": info.key, "image_source": image_url.strip(),
-            "image_width": width, "image_height": height, "processing": "pending", "updated_at": clock.now()})
-        if media.get("image_copy_key"):
-            await self.objects.delete(media["image_copy_key"])
-        await self.emit("preview.image_set", updated)
+        copy = StoredObject(key=info.key, bytes=info.size, etag=info.etag, content_type=mime)
+        replaced: list[Media] = []
+
+        def chosen(current: Media) -> Media:
+            replaced[:] = [current]
+            return dataclasses.replace(current, image_copy=copy, image_source=image_url.strip(), image_width=width,
+                                       image_height=height).owing(THUMBNAILS.name)
+
+        updated = await self.store.change(media_id, chosen)
+        if updated is None:  # deleted meanwhile: the copy has no media to belong to
+            await self.objects.delete(info.key)
+            raise not_found("media")
+        old = replaced[0].image_copy
+        if old is not None and old.key != info.key:
+            await self.objects.delete(old.key)
+        await self.processing.start(updated, THUMBNAILS, again=True)
         return updated
 
 

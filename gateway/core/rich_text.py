@@ -24,6 +24,8 @@ from typing import Callable
 
 import nh3
 
+from gateway.core.auth import USERNAME, USERNAME_CHARS
+
 TAGS = {"p", "br", "b", "strong", "i", "em", "u", "s", "a", "ul", "ol", "li", "blockquote", "code", "pre", "span"}
 ATTRIBUTES = {"a": {"href", "title"}}
 MENTION_ATTRIBUTES = {"a": {"href", "title", "data-username"}}
@@ -38,8 +40,7 @@ BLOCK_TAGS = {"p", "br", "li", "ul", "ol", "blockquote", "pre", "div", "h1", "h2
 NO_MENTIONS_INSIDE = {"a", "code", "pre"}
 
 # "@name" not preceded by a word character, "@" or "/" (mail@host, paths).
-MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_.-]+)")
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,150}$")
+MENTION = re.compile(rf"(?<![\w@/])@([{USERNAME_CHARS}]+)")
 
 
 def sanitize_html(text: str) -> str:

@@ -1,20 +1,33 @@
-"""What a file is, from its first bytes: MIME type (libmagic) and image dimensions.
+"""The one probe: what a file is, from its first bytes (MIME type by libmagic, kind,
+shown image dimensions and mode), used by complete and by the ``probe`` job alike.
 
-Images are opened header-only, so dimensions come without decoding pixels; the
-head we read is enough for every format we accept as image. Everything here is
-synchronous (libmagic, Pillow): async callers run it in an executor.
+Images are opened header-only, so dimensions come without decoding pixels. The
+first ``PROBE_HEAD`` bytes are enough for almost every image; one whose header lies
+past them (a JPEG behind a huge ICC profile) is probed again on up to
+``HEADER_MAX`` bytes. ``probe_stored`` runs libmagic and Pillow in an executor;
+everything else here is synchronous.
 """
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import struct
 import warnings
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import magic
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-HEAD_BYTES = 256 * 1024
+from gateway.core.object_files import downloaded
+from storage.objects.port import ObjectStore
+
+SNIFF_BYTES = 256 * 1024  # what libmagic looks at: reading more of a multi-GiB video only costs time
+PROBE_HEAD = 1024 * 1024  # image headers almost always end well before 1 MiB
+HEADER_MAX = 64 * 1024 * 1024  # an image whose header is not within this is not measured
 SAFE_INLINE_IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
 RASTER_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
@@ -24,28 +37,61 @@ SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image by
 _EXIF_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
+@dataclass(frozen=True)
+class Probe:
+    mime_type: str
+    kind: str  # "image", "video", "audio", "document", "text" or "other"
+    size: int
+    width: int | None = None  # as shown: EXIF orientation applied
+    height: int | None = None
+    mode: str | None = None
+
+    @property
+    def needs_more(self) -> bool:
+        """A raster image by its magic bytes whose header was not within what was read."""
+        return kind_for_mime(self.mime_type) == "image" and self.width is None
+
+
 def mime_type(head: bytes) -> str:
-    return magic.from_buffer(head, mime=True) or "application/octet-stream"
+    return magic.from_buffer(head[:SNIFF_BYTES], mime=True) or "application/octet-stream"
 
 
-def image_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) of a raster image as it is shown (EXIF orientation applied),
-    or None if the head is not one we accept.
+def describe(fp: BinaryIO, size: int) -> Probe:
+    """What the file behind ``fp`` really is (by content, never by name or the client's claim).
 
     An image over Pillow's decompression-bomb limit is still an image: its size is
-    reported, and deciding what to decode is the workers' per-call pixel cap.
+    reported, and deciding what to decode is the workers' per-call pixel cap. A file
+    with image magic bytes that no accepted decoder opens is ``other``.
     """
+    mime = mime_type(fp.read(SNIFF_BYTES))
+    kind = kind_for_mime(mime)
+    if kind != "image":
+        return Probe(mime, kind, size)
+    fp.seek(0)
     try:
-        img = open_header(io.BytesIO(head))
-    except NotAnImage:
-        return None
-    return oriented_size(img)
+        img = open_header(fp)
+    except NotAnImage as exc:
+        return Probe(mime, "image" if exc.reason == "too_many_pixels" else "other", size)
+    width, height = oriented_size(img)
+    return Probe(mime, "image", size, width, height, img.mode)
 
 
-def describe_head(head: bytes) -> tuple[str, tuple[int, int] | None]:
-    """(MIME type, shown image size or None) of a file's first bytes, in one executor call."""
-    mime = mime_type(head)
-    return mime, image_size(head) if mime.startswith("image/") else None
+def probe_file(path: str | Path) -> Probe:
+    with open(path, "rb") as fp:
+        return describe(fp, os.fstat(fp.fileno()).st_size)
+
+
+async def probe_stored(objects: ObjectStore, key: str, size: int, executor: Executor | None = None) -> Probe:
+    """Probe a stored object off the event loop, reading only as much of it as needed."""
+    loop = asyncio.get_running_loop()
+    head = await (await objects.get(key, 0, min(size, PROBE_HEAD) - 1)).read_all() if size else b""
+    found = await loop.run_in_executor(executor, describe, io.BytesIO(head), size)
+    if found.needs_more and size > PROBE_HEAD:
+        async with downloaded(objects, key, min(size, HEADER_MAX) - 1) as path:
+            with_header = await loop.run_in_executor(executor, probe_file, path)
+        found = Probe(with_header.mime_type, with_header.kind, size, with_header.width, with_header.height,
+                      with_header.mode)
+    return found
 
 
 def open_header(fp: BinaryIO) -> ImageFile.ImageFile:
@@ -138,7 +184,7 @@ def decoded_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     pixel is decoded, so a decompression bomb costs nothing. CPU-bound: run it in
     an executor.
     """
-    mime = mime_type(data[:HEAD_BYTES])
+    mime = mime_type(data)
     if mime not in SAFE_INLINE_IMAGES:
         raise NotAnImage("not_an_image", f"not a JPEG, PNG, GIF, WebP or BMP image ({mime})")
     try:

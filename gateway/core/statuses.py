@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.core import clock, rich_text
+from gateway.core import clock, policy, rich_text
 from gateway.core.auth import User
 from gateway.core.catalog import Catalog
 from gateway.core.errors import field_error, forbidden, not_found
+from gateway.core.media_store import MediaStore
 from storage.documents.port import DocumentStore
 
 MAX_TEXT = 10_000
@@ -50,8 +51,10 @@ def _location(value: Any) -> dict[str, Any] | None:
 
 
 class Statuses:
-    def __init__(self, documents: DocumentStore, categories: Catalog, tags: Catalog, user_url) -> None:
+    def __init__(self, documents: DocumentStore, media: MediaStore, categories: Catalog, tags: Catalog,
+                 user_url) -> None:
         self.documents = documents
+        self.media = media
         self.categories = categories
         self.tags = tags
         self.user_url = user_url  # username -> profile URL for mention links
@@ -89,22 +92,21 @@ class Statuses:
         await self._own(user, status_id)
         await self.documents.delete("statuses", status_id)
 
-    async def on_media_event(self, event: str, media: dict[str, Any]) -> None:
-        if event != "media.deleting":
-            return
-        for status in await self.documents.find("statuses", {"media_ids": {"$has": media["id"]}}):
+    async def forget_media(self, media_id: int) -> None:
+        """A media is being deleted: take it out of every status that lists it."""
+        for status in await self.documents.find("statuses", {"media_ids": {"$has": media_id}}):
             # Compare-and-set on the list we read, retried if an edit raced us.
-            while status is not None and media["id"] in status["media_ids"]:
-                remaining = [m for m in status["media_ids"] if m != media["id"]]
+            while status is not None and media_id in status["media_ids"]:
+                remaining = [m for m in status["media_ids"] if m != media_id]
                 if await self.documents.update("statuses", status["id"], {"media_ids": remaining},
-                                               expect={"media_ids": {"$has": media["id"]},
+                                               expect={"media_ids": {"$has": media_id},
                                                        "last_edited_at": status["last_edited_at"]}):
                     break
                 status = await self.documents.get("statuses", status["id"])
 
     async def _own(self, user: User, status_id: int) -> dict[str, Any]:
         status = await self.get(status_id)
-        if status["author_id"] != user.id and not user.is_admin:
+        if not policy.may_change_status(user, status):
             raise forbidden("only the author can change this status")
         return status
 
@@ -153,10 +155,10 @@ class Statuses:
         return ids
 
     async def _own_media(self, author: User, ids: list[int]) -> list[int]:
-        found = {m["id"]: m for m in await self.documents.find("media", {"id": {"$in": ids}})}
+        found = await self.media.get_many(ids)
         for media_id in ids:
             if media_id not in found:
                 raise field_error("medias", f"Unknown media id {media_id}.")
-            if found[media_id]["user_id"] != author.id:
+            if not policy.may_attach_media(author, found[media_id]):
                 raise field_error("medias", f"Media {media_id} belongs to another user.")
         return ids

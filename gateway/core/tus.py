@@ -23,6 +23,7 @@ from gateway.core.auth import User
 from gateway.core.errors import GatewayError, bad_request, not_found
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
+from gateway.core.media_model import Media
 from gateway.core.uploads import Uploads
 
 log = logging.getLogger("gateway.tus")
@@ -97,7 +98,7 @@ class TusUploads:
         return session
 
     async def patch(self, user: User, upload_id: str, offset: int, body, *, length: int | None,
-                    checksum: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                    checksum: str | None) -> tuple[dict[str, Any], Media | None]:
         """Store a PATCH body; returns the session and, when this finished it, the media."""
         session = await self.get(user, upload_id)
         if session["tus"]["concat"] == "final":
@@ -118,7 +119,7 @@ class TusUploads:
             session = await streams.receive(self.uploads, session, body, limit=limit)
         return session, await self.finish(user, session)
 
-    async def finish(self, user: User, session: dict[str, Any]) -> dict[str, Any] | None:
+    async def finish(self, user: User, session: dict[str, Any]) -> Media | None:
         """A finished upload becomes a media (a partial one only an object); None until then."""
         if session["total"] is None or session["offset"] != session["total"]:
             return None
@@ -130,7 +131,7 @@ class TusUploads:
         return await self.media.complete_upload(user, session["id"], None, md5,
                                                 title=session["tus"]["filename"] or None)
 
-    async def assemble(self, final_id: str, users) -> dict[str, Any] | None:
+    async def assemble(self, final_id: str, users) -> Media | None:
         """The ``tus_concat`` job: fill the final upload from its partials, hash the result
         (the partials' md5s cannot be combined), and make it a media. Safe to repeat."""
         final = await self.uploads.documents.get("uploads", final_id)

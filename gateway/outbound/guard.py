@@ -26,6 +26,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_network
 from aiohttp.helpers import is_ip_address
 from yarl import URL
 
+from gateway.core.fetching import FetchError  # the port's error; re-exported by gateway.outbound
+
 IPAddress = IPv4Address | IPv6Address
 
 BLOCKED_NETWORKS = tuple(ip_network(net) for net in (
@@ -39,16 +41,6 @@ NAT64 = ip_network("64:ff9b::/96")
 SCHEMES = ("http", "https")
 NUMERIC_HOST = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
 DNS_NAME = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$")
-
-
-class FetchError(Exception):
-    """A refused or failed fetch; ``code`` is one of invalid_url, blocked_address,
-    too_many_redirects, too_large, timeout, fetch_failed."""
-
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 def embedded_ipv4(address: IPv6Address) -> list[IPv4Address]:

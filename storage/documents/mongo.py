@@ -19,8 +19,8 @@ from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
 
 from storage.counting import counted
-from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
-from storage.errors import BackendUnavailable, DuplicateKey, ObjectNotFound, StorageError
+from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter, blobs_in_order
+from storage.errors import BackendUnavailable, DuplicateKey, StorageError
 
 BLOBS = "staged_blobs"
 
@@ -63,8 +63,11 @@ class MongoDocumentStore:
 
     async def open(self) -> None:
         ms = int(self.timeout * 1000)
-        self._client = AsyncMongoClient(self.uri, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
-                                        socketTimeoutMS=max(ms, 30_000), tz_aware=False)
+        # timeoutMS (client-side operation timeout) bounds each whole operation: server
+        # selection, connecting, retrying and waiting for the reply. Without it a frozen
+        # server held a request for socketTimeoutMS (30 s) whatever GATEWAY_BACKEND_TIMEOUT said.
+        self._client = AsyncMongoClient(self.uri, timeoutMS=ms, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                                        tz_aware=False)
         self._db = self._client.get_database(self.database_name, write_concern=WriteConcern(w="majority", j=True))
         try:
             for collection, specs in INDEXES.items():
@@ -82,8 +85,8 @@ class MongoDocumentStore:
             await self._client.close()
             self._client = None
 
-    def _collection(self, collection: str):
-        if collection not in COLLECTIONS:
+    def _collection(self, collection: str, *, internal: bool = False):
+        if collection not in COLLECTIONS and not internal:
             raise StorageError(f"unknown collection {collection!r}")
         if self._db is None:
             raise BackendUnavailable("mongodb", "not open")
@@ -146,7 +149,7 @@ class MongoDocumentStore:
 
     @counted
     async def next_id(self, sequence: str) -> int:
-        counters = self._collection("counters")
+        counters = self._collection("counters", internal=True)  # next_id's own: not a port collection
         while True:
             # No upsert: concurrent first upserts may collide (or, on some servers, return
             # nothing); create the counter once, then only ever $inc it.
@@ -174,10 +177,7 @@ class MongoDocumentStore:
     async def get_blobs(self, keys: list[str]) -> list[bytes]:
         found = {d["_id"]: bytes(d["data"]) for d in await self._call(self._blobs().find({"_id": {"$in": keys}})
                                                                       .to_list())}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            raise ObjectNotFound(missing[0])
-        return [found[key] for key in keys]
+        return blobs_in_order(found, keys)
 
     @counted
     async def delete_blobs(self, keys: list[str]) -> None:

@@ -7,17 +7,18 @@ dotted field names reach into nested objects. That subset is all the core needs,
 and both MongoDB and SQLite (through json_extract) evaluate it natively.
 
 Repositories in ``gateway.core`` are built on this port; adapters know nothing of
-media or uploads. ``matches`` is the reference semantics, shared by the in-memory
-double used in unit tests.
+media or uploads. ``matches`` is the reference semantics of a filter.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Protocol
 
+from storage.errors import ObjectNotFound
+
 Document = dict[str, Any]
 Filter = dict[str, Any]
 
-COLLECTIONS = ("users", "media", "uploads", "jobs", "counters", "categories", "tags", "statuses")
+COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
@@ -93,6 +94,14 @@ class BlobStaging(Protocol):
 
 
 MAX_BLOB = 4 * 1024 * 1024
+
+
+def blobs_in_order(found: dict[str, bytes], keys: list[str]) -> list[bytes]:
+    """``get_blobs``' answer from what an adapter found: in the order asked, all or ObjectNotFound."""
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise ObjectNotFound(missing[0])
+    return [found[key] for key in keys]
 
 
 def get_path(doc: Document, dotted: str) -> Any:

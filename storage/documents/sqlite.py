@@ -6,21 +6,31 @@ a strict pattern because they are spliced into SQL paths. Compare-and-set is a
 single ``UPDATE ... WHERE id = ? AND <expect>`` statement, which SQLite runs
 atomically, so offsets advance safely even with several gateway processes on one
 file (WAL mode, ``synchronous=FULL`` so an acknowledged commit survives power loss).
+
+Writes commit in groups: every write that arrives while a transaction is being
+committed waits for the next one, which takes them all (one fsync for many
+concurrent chunks instead of one each; a lone writer waits for nothing). Each write
+still answers only after its transaction is durable, and fails alone on a duplicate
+key. A batch of staged blobs alone commits without its own fsync: a blob is only
+reachable through the session commit that follows it in the same WAL, and that
+commit's fsync makes the blob durable with it, before the chunk is acknowledged.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import aiosqlite
 
-from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter
+from storage.documents.port import COLLECTIONS, INDEXES, Document, Filter, blobs_in_order
 from storage.counting import counted
-from storage.errors import BackendUnavailable, DuplicateKey, ObjectNotFound, StorageError
+from storage.errors import BackendUnavailable, DuplicateKey, StorageError
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _OPERATORS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
@@ -73,6 +83,52 @@ def _compile(where: Filter | None) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), params
 
 
+# Writes per transaction at most: bounds how long one commit holds the write lock.
+MAX_BATCH = 64
+
+
+@dataclass
+class _Write:
+    sql: str
+    params: tuple
+    answer: str  # "row" (first row), "rowcount" or "none"
+    durable: bool  # False: made durable by the commit that makes it reachable (staged blobs)
+    future: asyncio.Future = field(repr=False)
+
+
+def _commit(db: sqlite3.Connection, writes: list[_Write]) -> list[tuple[bool, Any]]:
+    """Run ``writes`` in one transaction (on aiosqlite's thread); per write (ok, answer or
+    IntegrityError). A duplicate key undoes only its own statement; any other error
+    rolls the whole batch back and is raised."""
+    durable, alone = any(write.durable for write in writes), len(writes) == 1
+    if not durable:
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: commits without fsync, stays ordered
+    try:
+        if not alone:  # a single statement commits by itself (autocommit), two fewer steps
+            db.execute("BEGIN IMMEDIATE")
+        outcomes = []
+        for write in writes:
+            try:
+                cursor = db.execute(write.sql, write.params)
+            except sqlite3.IntegrityError as exc:
+                outcomes.append((False, exc))
+                continue
+            rows = cursor.fetchall()  # steps to the end, so COMMIT finds no statement running
+            outcomes.append((True, (rows[0] if rows else None) if write.answer == "row"
+                             else cursor.rowcount if write.answer == "rowcount" else None))
+            cursor.close()
+        if not alone:
+            db.execute("COMMIT")
+        return outcomes
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    finally:
+        if not durable:
+            db.execute("PRAGMA synchronous=FULL")
+
+
 def _table(collection: str) -> str:
     if collection not in COLLECTIONS:
         raise StorageError(f"unknown collection {collection!r}")
@@ -82,18 +138,23 @@ def _table(collection: str) -> str:
 class SqliteDocumentStore:
     name = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        # How long a statement waits for another process's write lock before it is
+        # "database is locked" (BackendUnavailable, 503): GATEWAY_BACKEND_TIMEOUT.
+        self.timeout = timeout
         self._db: aiosqlite.Connection | None = None
         self.requests: Counter[str] = Counter()
+        self._pending: list[_Write] = []
+        self._committing: asyncio.Task | None = None
 
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
+            self._db = await aiosqlite.connect(self.path, timeout=self.timeout, isolation_level=None)
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.execute("PRAGMA busy_timeout=30000")
+            await self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             for collection in COLLECTIONS:
                 table = _table(collection)
                 await self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id PRIMARY KEY, doc TEXT NOT NULL)")
@@ -112,6 +173,8 @@ class SqliteDocumentStore:
             raise BackendUnavailable("sqlite", str(exc)) from exc
 
     async def close(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -127,12 +190,55 @@ class SqliteDocumentStore:
             # "database is locked" past busy_timeout, disk I/O errors, closed connection.
             raise BackendUnavailable("sqlite", str(exc)) from exc
 
+    async def _write(self, sql: str, params: Iterable[Any] = (), *, answer: str = "none",
+                     durable: bool = True) -> Any:
+        """Queue one write for the next group commit and wait until it is committed."""
+        if self._db is None:
+            raise BackendUnavailable("sqlite", "not open")
+        write = _Write(sql, tuple(params), answer, durable, asyncio.get_running_loop().create_future())
+        self._pending.append(write)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_pending())
+        # A caller cancelled meanwhile drops only its answer: its write still lands, as a
+        # statement already handed to aiosqlite's thread always did.
+        ok, value = await write.future
+        if not ok:
+            raise DuplicateKey(str(value))
+        return value
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                if self._db is None:
+                    raise ValueError("not open")
+                # aiosqlite has no public way to run a function on its thread; _execute is
+                # how its own methods do it.
+                outcomes = await self._db._execute(_commit, self._db._conn, batch)
+            except (sqlite3.Error, ValueError) as exc:
+                # "database is locked" past busy_timeout, disk I/O errors, closed connection.
+                outcomes = None
+                error = BackendUnavailable("sqlite", str(exc))
+            except BaseException:  # cancelled (shutdown): nobody may wait forever
+                for write in batch + self._pending:
+                    if not write.future.done():
+                        write.future.set_exception(BackendUnavailable("sqlite", "store closing"))
+                self._pending = []
+                raise
+            for index, write in enumerate(batch):
+                if write.future.done():
+                    continue
+                if outcomes is None:
+                    write.future.set_exception(error)
+                else:
+                    write.future.set_result(outcomes[index])
+
     async def ping(self) -> None:
         await self._run("SELECT 1")
 
     @counted
     async def insert(self, collection: str, doc: Document) -> None:
-        await self._run(f"INSERT INTO {_table(collection)} (id, doc) VALUES (?, ?)", (doc["id"], json.dumps(doc)))
+        await self._write(f"INSERT INTO {_table(collection)} (id, doc) VALUES (?, ?)", (doc["id"], json.dumps(doc)))
 
     @counted
     async def get(self, collection: str, id: Any) -> Document | None:
@@ -173,46 +279,43 @@ class SqliteDocumentStore:
         sql = (f"UPDATE {_table(collection)} SET doc = json_set(doc, {setters}) WHERE id = ? AND {condition} "
                "RETURNING doc")
         values = [json.dumps(v) for v in changes.values()]
-        cursor = await self._run(sql, [*values, id, *params])
-        row = await cursor.fetchone()
+        row = await self._write(sql, [*values, id, *params], answer="row")
         return json.loads(row[0]) if row else None
 
     @counted
     async def delete(self, collection: str, id: Any, *, expect: Filter | None = None) -> bool:
         condition, params = _compile(expect)
-        cursor = await self._run(f"DELETE FROM {_table(collection)} WHERE id = ? AND {condition}", [id, *params])
-        return cursor.rowcount > 0
+        deleted = await self._write(f"DELETE FROM {_table(collection)} WHERE id = ? AND {condition}", [id, *params],
+                                    answer="rowcount")
+        return deleted > 0
 
     @counted
     async def next_id(self, sequence: str) -> int:
-        cursor = await self._run(
+        row = await self._write(
             "INSERT INTO sequences (name, value) VALUES (?, 1) "
             "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-            (sequence,),
+            (sequence,), answer="row",
         )
-        return (await cursor.fetchone())[0]
+        return row[0]
 
-    # BlobStaging: staged chunks as BLOB rows (no base64, one fsync per piece)
+    # BlobStaging: staged chunks as BLOB rows (no base64; durable with the session commit after them)
 
     @counted
     async def put_blob(self, key: str, data: bytes) -> None:
-        await self._run("INSERT OR REPLACE INTO staged_blobs (key, data) VALUES (?, ?)", (key, data))
+        await self._write("INSERT OR REPLACE INTO staged_blobs (key, data) VALUES (?, ?)", (key, data), durable=False)
 
     @counted
     async def get_blobs(self, keys: list[str]) -> list[bytes]:
         marks = ", ".join("?" * len(keys))
         cursor = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
         found = {key: bytes(data) for key, data in await cursor.fetchall()}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            raise ObjectNotFound(missing[0])
-        return [found[key] for key in keys]
+        return blobs_in_order(found, keys)
 
     @counted
     async def delete_blobs(self, keys: list[str]) -> None:
         if keys:
-            await self._run(f"DELETE FROM staged_blobs WHERE key IN ({', '.join('?' * len(keys))})", keys)
+            await self._write(f"DELETE FROM staged_blobs WHERE key IN ({', '.join('?' * len(keys))})", keys)
 
     @counted
     async def delete_blob_prefix(self, prefix: str) -> None:
-        await self._run("DELETE FROM staged_blobs WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
+        await self._write("DELETE FROM staged_blobs WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))

@@ -79,7 +79,10 @@ class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str = ...) -> ObjectInfo: ...
 
     async def stat(self, key: str) -> ObjectInfo:
-        """ObjectNotFound if missing."""
+        """ObjectNotFound if missing. Key and size are exact; ``etag`` and ``content_type``
+        are the store's own (S3 keeps what it was told; local disk keeps no metadata, so it
+        guesses the type from the name and derives a validator from the file): the media
+        document is where a MIME type and md5 are kept."""
 
     async def get(self, key: str, start: int = 0, end: int | None = None) -> ObjectBody:
         """Bytes ``start..end`` (inclusive; None = to the end). ObjectNotFound if missing."""

@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import uuid
 from collections import Counter
 from typing import AsyncIterator
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.s3_deadline import bound_every_call
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
 # a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
@@ -59,8 +62,9 @@ def _translated(key: str = ""):
         if code in _MISSING:
             raise ObjectNotFound(key) from exc
         raise BackendUnavailable("s3", f"{code}: {exc}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise BackendUnavailable("s3", str(exc)) from exc
+    except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+        # aiohttp's own errors reach us unwrapped while a body streams (S3 gone mid-GET).
+        raise BackendUnavailable("s3", str(exc) or type(exc).__name__) from exc
 
 
 class S3ObjectStore:
@@ -71,7 +75,9 @@ class S3ObjectStore:
         self.bucket = bucket
         self.part_size = part_size
         self.staging = staging
+        self.timeout = timeout
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by S3 operation
+        self._instance, self._attempts = uuid.uuid4().hex[:8], itertools.count()  # staged key names
         self._client_args = dict(
             endpoint_url=endpoint or None,
             region_name=region,
@@ -98,6 +104,7 @@ class S3ObjectStore:
     async def open(self) -> None:
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
         self._s3.meta.events.register("before-send.s3", self._count)
+        bound_every_call(self._s3, self.timeout)
         try:
             with _translated(self.bucket):
                 try:
@@ -175,7 +182,7 @@ class S3ObjectStore:
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
         # client and sending to S3 overlap and nothing bigger than a piece is held.
         number = _part_number(await fence())
-        staged = await self._read_staged(state)
+        staged = self._staged_pieces(state)  # one piece at a time: memory stays flat with many uploads
         body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, number, body, staged_size + length)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
@@ -186,13 +193,18 @@ class S3ObjectStore:
         kept = state["staged"]
         if len(kept) >= MAX_STAGED_PIECES:
             data, kept = b"".join(await self._read_staged(state)) + data, []
-        attempt = uuid.uuid4().hex[:8]
+        attempt = f"{self._instance}{next(self._attempts):x}"  # unique without a uuid4 per chunk
         pieces = [[f"{state['token']}/{offset:016d}-{attempt}-{at // MAX_BLOB}", data[at:at + MAX_BLOB]]
                   for at in range(0, len(data), MAX_BLOB)]
         await asyncio.gather(*(self.staging.put_blob(key, piece) for key, piece in pieces))
         for key, piece in pieces:
             self._recent.put(key, piece)
         return kept + [[key, len(piece)] for key, piece in pieces]
+
+    async def _staged_pieces(self, state: UploadState) -> AsyncIterator[bytes]:
+        for key, _ in state["staged"]:
+            data = self._recent.take(key)
+            yield data if data is not None else (await self.staging.get_blobs([key]))[0]
 
     async def _read_staged(self, state: UploadState) -> list[bytes]:
         """The staged pieces in order: from this instance's memory when it staged them,
@@ -310,8 +322,8 @@ def _part_number(number: int) -> int:
     return number
 
 
-async def _prefixed(first: list[bytes], rest: Chunks) -> AsyncIterator[bytes]:
-    for piece in first:
+async def _prefixed(first: Chunks, rest: Chunks) -> AsyncIterator[bytes]:
+    async for piece in first:
         yield piece
     async for piece in rest:
         yield piece

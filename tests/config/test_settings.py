@@ -45,3 +45,21 @@ def test_bad_file(tmp_path):
     config.write_text("s3_buckt = 'typo'\n")
     with pytest.raises(SettingsError, match="s3_buckt"):
         load_settings(config, environ={})
+
+
+@pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), (" Yes ", True), ("on", True), (True, True),
+                                           ("false", False), ("0", False), ("no", False), ("OFF", False),
+                                           (False, False)])
+def test_boolean_settings_read_what_operators_write(raw, expected):
+    """_convert knew int, float, str and Path only, so a bool setting failed with a KeyError."""
+    from config.settings import parse_setting
+
+    assert parse_setting(bool, raw, "GATEWAY_X") is expected
+
+
+@pytest.mark.parametrize("kind, raw", [(bool, "maybe"), (bool, 1), (int, True), (float, False), (int, "1.5")])
+def test_unreadable_values_name_the_setting(kind, raw):
+    from config.settings import parse_setting
+
+    with pytest.raises(SettingsError, match="GATEWAY_X"):
+        parse_setting(kind, raw, "GATEWAY_X")

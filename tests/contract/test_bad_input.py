@@ -6,8 +6,6 @@ SQLite OverflowError, KeyError) or was silently misread (``٣`` as 3). The
 """
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from gateway.keys import DOCUMENTS
@@ -18,12 +16,7 @@ STATUS = "/api/v2/status/"
 CATEGORY = "/api/v2/category/"
 
 
-@pytest.fixture(autouse=True)
-def quiet_log(caplog):
-    caplog.set_level(logging.INFO)
-    yield
-    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not loud, [f"{r.name}: {r.getMessage()}" for r in loud]
+pytestmark = pytest.mark.usefixtures("quiet_log")
 
 
 @pytest.fixture

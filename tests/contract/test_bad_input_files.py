@@ -3,7 +3,6 @@ Files API, either trailing-slash form of a route, and upload byte metrics."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from unicodedata import category
 
 import pytest
@@ -17,12 +16,7 @@ FILES = "/api/media/files/"
 MEDIA = "/api/v2/media/"
 
 
-@pytest.fixture(autouse=True)
-def quiet_log(caplog):
-    caplog.set_level(logging.INFO)
-    yield
-    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not loud, [f"{r.name}: {r.getMessage()}" for r in loud]
+pytestmark = pytest.mark.usefixtures("quiet_log")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.core.jobs import JobQueue
-from workers.runner import PermanentError, WorkerPool
+from workers.runner import JobHandler, PermanentError, WorkerPool
 
 
 def queue_on(store, **options) -> JobQueue:
@@ -79,7 +79,7 @@ async def test_failing_job_retries_with_backoff_then_fails_and_reports(document_
     async def on_failed(job, error):
         reported.append(error)
 
-    pool = WorkerPool(queue, {"probe": broken}, concurrency=1, poll_interval=0.02, on_failed=on_failed)
+    pool = WorkerPool(queue, {"probe": JobHandler(broken, on_failed)}, concurrency=1, poll_interval=0.02)
     pool.start()
     try:
         await queue.enqueue("probe", 5)

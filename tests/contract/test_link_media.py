@@ -36,6 +36,7 @@ class Site:
 
     def __init__(self) -> None:
         self.slow_left = 1
+        self.release = asyncio.Event()  # lets /held answer
         app = web.Application()
         app.add_routes([
             web.get("/article", self.article), web.get("/oembed", self.oembed), web.get("/vimeo", self.vimeo),
@@ -43,6 +44,7 @@ class Site:
             web.get("/to-metadata", self.to_metadata), web.get("/plain", self.plain), web.get("/raw-to", self.raw_to),
             web.get("/og-flood", self.og_flood), web.get("/deep-oembed", self.deep_oembed),
             web.get("/deep-oembed.json", self.deep_oembed_json), web.get("/slow-then-blocked", self.slow_then_blocked),
+            web.get("/held", self.held), web.get("/koi8", self.koi8),
         ])
         self.server = TestServer(app, host="127.0.0.1")
         internal = web.Application()  # a loopback service the gateway is NOT allowed to reach
@@ -119,6 +121,15 @@ class Site:
             self.slow_left -= 1
             await asyncio.sleep(2)
         raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    async def koi8(self, request):  # the charset is only in the HTTP header, as many servers send it
+        return web.Response(body="<title>Привет мир</title>".encode("koi8-r"),
+                            headers={"Content-Type": "text/html; charset=koi8-r"})
+
+    async def held(self, request):  # answers once the test lets it: the preview stays owed until then
+        async with asyncio.timeout(20):
+            await self.release.wait()
+        return web.Response(content_type="text/html", text='<meta property="og:title" content="Held back">')
 
     async def secret(self, request):
         if request.path.endswith(".jpg"):
@@ -307,6 +318,34 @@ async def test_preview_image_is_fetched_checked_and_copied(linked):
     assert (await client.put(url, json={"image": f"{site.base}/img/x.jpg"}, headers=other["auth"])).status == 403
     after = await (await client.get(url, headers=user["auth"])).json()
     assert after["image_source"] == f"{site.base}/img/any.jpg"
+
+
+async def test_a_page_is_read_in_the_charset_its_server_names(linked):
+    """The HTTP charset never reached parse_page, so a KOI8-R page's title came out as mojibake."""
+    client, user, _, site = linked
+    reply = await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/koi8"}, headers=user["auth"])
+    media = await reply.json()
+    assert reply.status == 201 and media["title"] == "Привет мир", media
+
+
+async def test_thumbnails_of_a_chosen_image_do_not_finish_a_link_whose_preview_is_owed(linked):
+    """The owner sets a preview image while the link_preview job is still owed: its
+    thumbnails job used to write processing "done" before the preview came in."""
+    client, user, _, site = linked
+    media = await (await client.post(MEDIA, json={"type": "url", "url": f"{site.base}/held"},
+                                     headers=user["auth"])).json()
+    assert media["processing"] == "pending"
+    url = f"{MEDIA}{media['id']}/"
+    chosen = await client.put(url, json={"image": f"{site.base}/img/a.jpg"}, headers=user["auth"])
+    assert chosen.status == 200, await chosen.text()
+    async with asyncio.timeout(15):
+        while not (media := await (await client.get(url, headers=user["auth"])).json())["thumbnails"]:
+            await asyncio.sleep(0.05)
+    assert (media["processing"], media["oembed_preview_ready"]) == ("pending", False), media
+    site.release.set()
+    media = await processed(client, user["auth"], media["id"])
+    assert (media["processing"], media["processing_error"], media["title"]) == ("done", None, "Held back")
+    assert media["image_source"] == f"{site.base}/img/a.jpg" and len(media["thumbnails"]) == 4
 
 
 async def test_preview_image_only_for_links(linked, stack):

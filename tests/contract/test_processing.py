@@ -83,13 +83,18 @@ async def test_metrics_expose_jobs_queue_depth_and_loop_lag(stack):
 
 
 async def test_image_header_past_the_probe_head_is_still_measured(stack):
-    """A JPEG whose frame header follows a 1.5 MiB ICC profile: the head is not enough."""
+    """A JPEG whose frame header follows a 1.5 MiB ICC profile: the head is not enough.
+    Complete used to read only 256 KiB and refuse it with type=image (400 not_an_image)."""
     client = await stack.client()
     user = await stack.user(client)
     out = io.BytesIO()
     Image.new("RGB", (321, 123), (200, 10, 10)).save(out, "JPEG", icc_profile=b"\0" * (1536 * 1024))
     data = out.getvalue()
-    created = await upload_media(client, user["auth"], data, "document", chunk_size=1024 * 1024, filename="icc.jpg")
+    upload_id = await upload_chunks(client, user["auth"], data, chunk_size=1024 * 1024, filename="icc.jpg")
+    reply = await complete(client, user["auth"], upload_id, data, "image")
+    created = await reply.json()
+    assert reply.status == 201, created
+    assert (created["type"], created["image_width"], created["image_height"]) == ("image", 321, 123)
     media = await processed(client, user["auth"], created["id"])
     assert (media["image_width"], media["image_height"], media["size"]) == (321, 123, len(data))
     assert media["processing"] == "done" and [t["size"] for t in media["thumbnails"]] == [64, 128, 512, 1080]

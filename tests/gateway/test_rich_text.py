@@ -76,3 +76,12 @@ def test_mention_linking_stays_safe():
     forged = link_mentions('<a href="/" class="mention" data-username="ann">@ann</a>', resolve)
     assert forged == '<a href="/" rel="nofollow noopener">@ann</a>'
     assert link_mentions("@" + "a" * 151, lambda name: "/u/") == "@" + "a" * 151  # too long to be a username
+
+
+def test_every_valid_username_can_be_mentioned():
+    """Usernames may hold + and @ (auth's rule); mentions used a narrower pattern and stopped at them."""
+    users = {"ann+work": "/users/ann+work/", "ops@example.com": "/users/ops/"}
+    linked = link_mentions("<p>@ann+work and @ops@example.com.</p>", users.get)
+    assert linked == ('<p><a href="/users/ann+work/" class="mention" data-username="ann+work" '
+                      'rel="nofollow noopener">@ann+work</a> and <a href="/users/ops/" class="mention" '
+                      'data-username="ops@example.com" rel="nofollow noopener">@ops@example.com</a>.</p>')

@@ -42,6 +42,7 @@ GENERATION = ["--seed", os.environ["FUZZ_SEED"]] if os.environ.get("FUZZ_SEED") 
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,"
           "response_headers_conformance,ignored_auth,missing_required_header,unsupported_method,"
           "use_after_free,ensure_resource_availability")
+ROOT = Path(__file__).resolve().parents[2]
 ST = [sys.executable, "-m", "schemathesis.cli"]  # the `st` command, from this interpreter's packages
 
 
@@ -130,7 +131,8 @@ def schemathesis(base: str, token: str, phases: str, config: str, workdir: Path)
         "--max-examples", str(EXAMPLES_PER_OPERATION), *GENERATION, "--workers", "1",
         "--suppress-health-check", "all", "--request-timeout", "30", "--no-color",
         "--report", "json", "--report-json-path", "report.json",
-    ], cwd=workdir, env={**env, "NO_PROXY": "127.0.0.1"}, capture_output=True, text=True, timeout=600)
+    ], cwd=workdir, env={**env, "NO_PROXY": "127.0.0.1", "SCHEMATHESIS_HOOKS": "tests.openapi.fuzz_hooks",
+                         "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-20000:] + finished.stderr[-3000:]
     report = json.loads((workdir / "report.json").read_text())
     assert report["operations"]["errored"] == 0, report["operations"]

@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.large_images import GRAY, RGB, RGBA, png_bytes
 from workers.decode_budget import DecodeBudget, release_freed_memory
-from workers.imaging import ImageRejected, decode_cost, make_thumbnails
+from gateway.core.sniff import NotAnImage as ImageRejected
+from workers.imaging import decode_cost, make_thumbnails
 
 MiB = 1024 * 1024
 

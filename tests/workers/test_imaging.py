@@ -11,14 +11,10 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw, ImageFile
 
 from tests.large_images import bomb_png_bytes
-from workers.imaging import (
-    ACCEPTED_FORMATS,
-    DEFAULT_SIZES,
-    ImageRejected,
-    kind_for_mime,
-    make_thumbnails,
-    probe,
-)
+from gateway.core.sniff import NotAnImage as ImageRejected
+from gateway.core.sniff import kind_for_mime
+from gateway.core.sniff import probe_file as probe
+from workers.imaging import ACCEPTED_FORMATS, DEFAULT_SIZES, make_thumbnails
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}

@@ -1,0 +1,52 @@
+"""SQLite group commit: writes that arrive together share a transaction, yet each answers alone."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from storage.documents.sqlite import SqliteDocumentStore
+from storage.errors import DuplicateKey
+
+
+@pytest.fixture
+async def store(tmp_path):
+    documents = SqliteDocumentStore(tmp_path / "gateway.sqlite3")
+    await documents.open()
+    yield documents
+    await documents.close()
+
+
+async def test_a_duplicate_in_a_batch_fails_alone(store, tmp_path):
+    ids = [f"u{i}" for i in range(20)] + ["u3"]
+    results = await asyncio.gather(*(store.insert("uploads", {"id": id, "offset": 0}) for id in ids),
+                                   return_exceptions=True)
+    assert [type(r) for r in results].count(DuplicateKey) == 1
+    assert isinstance(results[-1], DuplicateKey)
+    assert await store.count("uploads") == 20
+    # Committed, not only visible to this connection.
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as other:
+        assert other.execute("SELECT COUNT(*) FROM uploads").fetchone()[0] == 20
+
+
+async def test_racing_compare_and_sets_in_one_batch_let_exactly_one_win(store):
+    await store.insert("uploads", {"id": "s", "offset": 0})
+    results = await asyncio.gather(*(store.update("uploads", "s", {"offset": 100, "by": n}, expect={"offset": 0})
+                                     for n in range(10)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and winners[0]["offset"] == 100
+    assert await store.get("uploads", "s") == winners[0]
+
+
+async def test_staged_blobs_and_the_writes_after_them_all_land(store):
+    await store.insert("uploads", {"id": "s", "offset": 0})
+    await asyncio.gather(*(store.put_blob(f"t/{n}", bytes([n]) * 1000) for n in range(5)),
+                         store.update("uploads", "s", {"offset": 5000}, expect={"offset": 0}),
+                         store.next_id("media"), store.next_id("media"))
+    assert await store.get_blobs([f"t/{n}" for n in range(5)]) == [bytes([n]) * 1000 for n in range(5)]
+    assert (await store.get("uploads", "s"))["offset"] == 5000
+    assert await store.next_id("media") == 3
+    await store.delete_blob_prefix("t/")
+    assert await store.delete("uploads", "s") is True
+    assert await store.delete("uploads", "s") is False
