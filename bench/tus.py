@@ -32,9 +32,9 @@ from aiobotocore.session import get_session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.upload import (direct_upload, free_port, gateway_upload, start_gateway, wait_ready,  # noqa: E402
-                          write_section)
-from tests.servers import SeaweedFS  # noqa: E402
+from bench.upload_clients import BUCKET, S3, Gateway, direct_upload, gateway_upload, http_session, s3_client  # noqa: E402,E501
+from bench.upload_probes import GatewayProcess  # noqa: E402
+from tests.servers import SeaweedFS, free_port  # noqa: E402
 from tests.tus.real_clients import install_tus_js_client, node_env  # noqa: E402
 
 MiB = 1024 * 1024
@@ -98,44 +98,43 @@ async def run(args) -> str:
     size = args.size_mib * MiB
     install_tus_js_client()
     rows = []
-    with SeaweedFS() as s3, tempfile.TemporaryDirectory() as data_dir:
+    with SeaweedFS() as seaweed, tempfile.TemporaryDirectory() as data_dir:
         file = Path(data_dir) / "upload.bin"
         write_file(file, size)
-        gateway_port, node_port = free_port(), free_port()
-        gateway, token = start_gateway(s3, data_dir, gateway_port)
-        tus_node = start_tus_node(s3, node_port)
-        gateway_files = f"http://127.0.0.1:{gateway_port}/files/"
-        node_files = f"http://127.0.0.1:{node_port}/files/"
+        gateway = GatewayProcess({"GATEWAY_DATA_DIR": data_dir, "GATEWAY_OBJECT_STORE": "s3",
+                                  "GATEWAY_DOCUMENT_STORE": "sqlite", "GATEWAY_S3_ENDPOINT": seaweed.endpoint,
+                                  "GATEWAY_S3_BUCKET": BUCKET, "GATEWAY_S3_ACCESS_KEY": seaweed.access_key,
+                                  "GATEWAY_S3_SECRET_KEY": seaweed.secret_key}, free_port())
+        node_port = free_port()
+        tus_node = start_tus_node(seaweed, node_port)
+        gateway_files, node_files = f"{gateway.base}/files/", f"http://127.0.0.1:{node_port}/files/"
+        chunk_api = Gateway(gateway.base, gateway.token)
         try:
-            client = get_session().create_client("s3", endpoint_url=s3.endpoint, region_name="us-east-1",
-                                                  aws_access_key_id=s3.access_key,
-                                                  aws_secret_access_key=s3.secret_key)
-            async with client as direct, aiohttp.ClientSession() as http:
-                await wait_ready(http, f"http://127.0.0.1:{gateway_port}")
+            async with s3_client(S3(seaweed.endpoint, seaweed.access_key, seaweed.secret_key)) as direct, \
+                    http_session() as http:
+                await gateway.wait_ready(http)
                 await wait_tus_ready(http, node_files)
                 await direct.create_bucket(Bucket=NODE_BUCKET)
-                await direct_upload(direct, "warm-up", 8 * MiB, 8 * MiB)  # the gateway made the bench bucket
+                await direct_upload(direct, "warm-up", 8 * MiB)  # the gateway made the bench bucket
                 for label, chunk, goal in CHUNKS:
                     best = dict.fromkeys(("direct", "node", "gateway", "chunk API"), float("inf"))
                     for round_ in range(args.repeat):
                         timings = {
-                            "direct": await direct_upload(direct, f"direct-{chunk}-{round_}", size, 8 * MiB),
+                            "direct": await direct_upload(direct, f"direct-{chunk}-{round_}", size),
                             "node": await tus_js_upload(node_files, None, file, chunk),
-                            "gateway": await tus_js_upload(gateway_files, token, file, chunk),
+                            "gateway": await tus_js_upload(gateway_files, gateway.token, file, chunk),
                             # The same gateway's own chunk API (bench/upload.py's client), for reference.
-                            "chunk API": (await gateway_upload(http, f"http://127.0.0.1:{gateway_port}", token, size,
-                                                               chunk, f"chunks-{chunk}-{round_}"))[0],
+                            "chunk API": await gateway_upload(http, chunk_api, size, chunk, f"chunks-{chunk}-{round_}"),
                         }
                         best = {name: min(best[name], seconds) for name, seconds in timings.items()}
                         print(f"{label:>10} round {round_ + 1}: " + ", ".join(
                             f"{name} {size / MiB / seconds:.1f} MiB/s" for name, seconds in timings.items()),
                             flush=True)
-                    speeds = {name: size / MiB / seconds for name, seconds in best.items()}
-                    rows.append((label, speeds, goal))
+                    rows.append((label, {name: size / MiB / seconds for name, seconds in best.items()}, goal))
         finally:
-            for process in (gateway, tus_node):
-                process.terminate()
-                process.wait(timeout=30)
+            gateway.stop()
+            tus_node.terminate()
+            tus_node.wait(timeout=30)
     return report(args, rows)
 
 
@@ -180,6 +179,19 @@ def main() -> None:
     print(section)
     if args.write:
         write_section(Path(args.write), section)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the section with the same heading, else append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    heading = section.splitlines()[0]
+    if heading in text:
+        before, _, rest = text.partition(heading)
+        after = rest.split("\n## ", 1)
+        text = before + section.rstrip("\n") + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
 
 
 if __name__ == "__main__":
