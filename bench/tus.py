@@ -27,12 +27,12 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
-from aiobotocore.session import get_session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.upload_clients import BUCKET, S3, Gateway, direct_upload, gateway_upload, http_session, s3_client  # noqa: E402,E501
+from bench.upload_clients import (BUCKET, S3, Gateway, direct_upload, gateway_upload, http_session,  # noqa: E402
+                                  s3_client)
 from bench.upload_probes import GatewayProcess  # noqa: E402
 from tests.servers import SeaweedFS, free_port  # noqa: E402
 from tests.tus.real_clients import install_tus_js_client, node_env  # noqa: E402
@@ -154,7 +154,8 @@ def report(args, rows) -> str:
     lines = [
         "## tus (`bench/tus.py`)",
         "",
-        f"Command: `python bench/tus.py --size-mib {args.size_mib} --repeat {args.repeat} --write docs/benchmarks.md`  ",
+        f"Command: `python bench/tus.py --size-mib {args.size_mib} --repeat {args.repeat} "
+        "--write docs/benchmarks.md`  ",
         f"Machine: {os.cpu_count()} cores shared with other jobs while it ran (so best of {args.repeat} interleaved "
         f"rounds), Python {platform.python_version()}, {node_versions()}; SeaweedFS, both servers and the clients on "
         f"loopback; gateway on S3 + SQLite; {datetime.date.today().isoformat()}.",

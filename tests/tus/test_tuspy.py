@@ -17,7 +17,8 @@ OBJECT_STORES = pytest.mark.parametrize("stack", ["local+sqlite", "s3+sqlite"], 
 
 def uploader_with(algorithm: str) -> type[Uploader]:
     """tuspy hashes with sha1; its documented class attribute picks another algorithm."""
-    return type(f"{algorithm}Uploader", (Uploader,), {"CHECKSUM_ALGORITHM_PAIR": (algorithm, getattr(hashlib, algorithm))})
+    pair = (algorithm, getattr(hashlib, algorithm))
+    return type(f"{algorithm}Uploader", (Uploader,), {"CHECKSUM_ALGORITHM_PAIR": pair})
 
 
 def upload_in_thread(url: str, auth: dict, path, algorithm: str, chunk_size: int, **metadata) -> Uploader:
