@@ -11,8 +11,10 @@ copies on S3), whose md5 is computed there by reading the result.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 from typing import Any
 
@@ -58,10 +60,16 @@ def conflict(message: str, **extra: Any) -> GatewayError:
 
 
 class TusUploads:
+    # A HEAD that follows a PATCH cut short must see what that PATCH kept, which is still
+    # being committed when the client's next request arrives: requests on an upload wait
+    # up to this long for a PATCH of it in flight on this instance.
+    SETTLE_SECONDS = 3.0
+
     def __init__(self, uploads: Uploads, media: MediaService, jobs: JobQueue) -> None:
         self.uploads = uploads
         self.media = media
         self.jobs = jobs
+        self._writing: dict[str, asyncio.Future] = {}  # upload id -> done when its PATCH is stored
 
     async def create(self, user: User, *, length: int | None, metadata: str | None,
                      partial: bool = False) -> dict[str, Any]:
@@ -92,6 +100,10 @@ class TusUploads:
         return final
 
     async def get(self, user: User, upload_id: str) -> dict[str, Any]:
+        writing = self._writing.get(upload_id)
+        if writing is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writing), self.SETTLE_SECONDS)
         session = await self.uploads.session(user, upload_id)
         if "tus" not in session:
             raise not_found("upload")
@@ -112,11 +124,17 @@ class TusUploads:
             raise conflict(f"Upload-Offset {offset} differs from the upload's offset {session['offset']}",
                            offset=session["offset"])
         limit = (session["total"] if session["total"] is not None else self.uploads.max_size) - offset
-        if checked:
-            session = await streams.receive_checked(self.uploads, session, body, limit=limit, algorithm=checked[0],
-                                                    digest=checked[1])
-        else:
-            session = await streams.receive(self.uploads, session, body, limit=limit)
+        writing = self._writing[upload_id] = asyncio.get_running_loop().create_future()
+        try:
+            if checked:
+                session = await streams.receive_checked(self.uploads, session, body, limit=limit,
+                                                        algorithm=checked[0], digest=checked[1])
+            else:
+                session = await streams.receive(self.uploads, session, body, limit=limit)
+        finally:
+            writing.set_result(None)
+            if self._writing.get(upload_id) is writing:
+                del self._writing[upload_id]
         return session, await self.finish(user, session)
 
     async def finish(self, user: User, session: dict[str, Any]) -> Media | None:
