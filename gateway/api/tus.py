@@ -185,7 +185,8 @@ async def _patch(request: web.Request, user) -> web.Response:
         if offset + request.content_length > limit:
             raise GatewayError(413, "upload_too_large", "the body goes past the upload's length")
     session, media = await _kept(tus.patch(user, upload_id, offset, request.content.iter_chunked(PIECE),
-                                           length=length, checksum=request.headers.get("Upload-Checksum")))
+                                           length=length, checksum=request.headers.get("Upload-Checksum"),
+                                           body_length=request.content_length))
     headers = {"Upload-Offset": str(session["offset"]), **_expires(session)}
     if media:
         headers["Media-Id"] = str(media.id)

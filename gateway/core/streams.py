@@ -37,12 +37,17 @@ class ChecksumMismatch(Exception):
     pass
 
 
-async def receive(uploads: Uploads, session: dict[str, Any], body: Chunks, *, limit: int) -> dict[str, Any]:
+async def receive(uploads: Uploads, session: dict[str, Any], body: Chunks, *, limit: int,
+                  length: int | None = None) -> dict[str, Any]:
     """Store ``body`` at the session's offset; BodyEnded (after committing) if it broke off.
 
     ``limit`` is the most bytes the body may carry; past it the request is refused
-    with 413 (blocks before the limit are kept: they fit the upload).
+    with 413 (blocks before the limit are kept: they fit the upload). With the body's
+    ``length`` known, each block streams straight into the store as it arrives (into its
+    S3 part, say) while a copy is kept, so a block cut short is still committed.
     """
+    if length is not None and length <= limit:
+        return await _receive_streamed(uploads, session, body, length)
     blocks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
     ended: list[BaseException] = []
     reader = asyncio.create_task(_read_blocks(body, uploads.block_size, limit, blocks, ended))
@@ -75,6 +80,44 @@ async def _read_blocks(body: Chunks, size: int, limit: int, blocks: asyncio.Queu
     if buffer and not (ended and isinstance(ended[0], GatewayError)):
         await blocks.put(bytes(buffer))
     await blocks.put(None)
+
+
+async def _receive_streamed(uploads: Uploads, session: dict[str, Any], body: Chunks, length: int) -> dict[str, Any]:
+    source = _Blocks(body)
+    while length > 0:
+        size = min(uploads.block_size, length)
+        kept = bytearray()
+        try:
+            session = await uploads.write(session, source.block(size, kept), size)
+        except GatewayError as exc:
+            if exc.code not in ("client_aborted", "invalid_chunk_length"):
+                raise
+            if kept:  # what arrived of the block: committed as a shorter one
+                session = await uploads.write(session, bytes(kept))
+            raise BodyEnded(exc.message) from None
+        length -= size
+    return session
+
+
+class _Blocks:
+    """Cut a body into blocks of given sizes, carrying a piece that spans two."""
+
+    def __init__(self, body: Chunks) -> None:
+        self.pieces = body.__aiter__()
+        self.leftover = b""
+
+    async def block(self, size: int, kept: bytearray) -> AsyncIterator[bytes]:
+        while size > 0:
+            piece, self.leftover = self.leftover, b""
+            if not piece:
+                try:
+                    piece = await self.pieces.__anext__()
+                except StopAsyncIteration:
+                    return  # short: the store reports the block's wrong length
+            piece, self.leftover = piece[:size], piece[size:]
+            size -= len(piece)
+            kept += piece
+            yield piece
 
 
 def parse_checksum(header: str) -> tuple[str, bytes]:
@@ -113,7 +156,7 @@ async def receive_checked(uploads: Uploads, session: dict[str, Any], body: Chunk
         if hasher.digest() != digest:
             raise ChecksumMismatch()
         spool.seek(0)
-        return await receive(uploads, session, _spooled(spool), limit=limit)
+        return await receive(uploads, session, _spooled(spool), limit=limit, length=received)
 
 
 def _spool(spool, hasher, data: bytes) -> None:

@@ -110,7 +110,7 @@ class TusUploads:
         return session
 
     async def patch(self, user: User, upload_id: str, offset: int, body, *, length: int | None,
-                    checksum: str | None) -> tuple[dict[str, Any], Media | None]:
+                    checksum: str | None, body_length: int | None = None) -> tuple[dict[str, Any], Media | None]:
         """Store a PATCH body; returns the session and, when this finished it, the media."""
         session = await self.get(user, upload_id)
         if session["tus"]["concat"] == "final":
@@ -130,7 +130,7 @@ class TusUploads:
                 session = await streams.receive_checked(self.uploads, session, body, limit=limit,
                                                         algorithm=checked[0], digest=checked[1])
             else:
-                session = await streams.receive(self.uploads, session, body, limit=limit)
+                session = await streams.receive(self.uploads, session, body, limit=limit, length=body_length)
         finally:
             writing.set_result(None)
             if self._writing.get(upload_id) is writing:

@@ -110,11 +110,13 @@ class Uploads:
         log.info("upload created", extra={"upload_id": session["id"], "total": total})
         return session
 
-    async def write(self, session: dict[str, Any], data: bytes) -> dict[str, Any]:
-        """Store ``data`` at the session's offset (a block of a longer body)."""
+    async def write(self, session: dict[str, Any], data: bytes | Chunks, length: int | None = None) -> dict[str, Any]:
+        """Store ``data`` (bytes, or ``length`` bytes streamed) at the session's offset: a block
+        of a longer body."""
+        length = len(data) if isinstance(data, bytes) else length
         start = session["offset"]
-        chunk = ChunkRange(start, start + len(data) - 1, session["total"] or start + len(data))
-        return await self._write(session, chunk, _once(data), new=False)
+        chunk = ChunkRange(start, start + length - 1, session["total"] or start + length)
+        return await self._write(session, chunk, _once(data) if isinstance(data, bytes) else data, new=False)
 
     async def set_total(self, session: dict[str, Any], total: int) -> dict[str, Any]:
         """Fix a deferred length once; the same length again is fine."""
