@@ -167,7 +167,7 @@ def report(args, rows) -> str:
     for label, speeds, goal in rows:
         direct, node, gateway, chunks = (speeds[name] for name in ("direct", "node", "gateway", "chunk API"))
         lines.append(f"| {label} | {direct:.1f} | {node:.1f} ({node / direct:.2f}) | {gateway:.1f} "
-                     f"({gateway / direct:.2f}) | {gateway / node:.1f}x | >= {goal:g}x: "
+                     f"({gateway / direct:.2f}) | {gateway / node:.2f}x | >= {goal:g}x: "
                      f"{'met' if gateway / node >= goal else 'not met'} | {chunks:.1f} "
                      f"({chunks / direct:.2f}) |")
     return "\n".join(lines) + "\n" + NOTE
