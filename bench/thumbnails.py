@@ -23,7 +23,6 @@ import datetime as dt
 import io
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import PIL  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from bench.report import write_section  # noqa: E402
 from workers.imaging import DEFAULT_SIZES, make_thumbnails  # noqa: E402
 
 JPEG_QUALITY = 85  # make_thumbnails' default, used for the baseline's output too
@@ -131,19 +131,6 @@ def section(rows: list[dict], command: str, repeat: int) -> str:
             f"| {row['label']}, {row['file_mib']:.1f} MiB | {naive_rate:.2f} | {naive_rate * per_set:.1f} | "
             f"{worker_rate:.2f} | {worker_rate * per_set:.1f} | {worker_rate / naive_rate:.2f}x |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the "## Thumbnails" section (up to the next "## " heading) or append it."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    match = re.search(rf"^{re.escape(HEADING)}\b.*?(?=^## |\Z)", old, re.S | re.M)
-    if match:
-        rest = old[match.end():]
-        new = old[:match.start()] + text + ("\n" + rest if rest else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.upload_clients import (BUCKET, S3, Gateway, direct_upload, gateway_upload, http_session,  # noqa: E402
                                   s3_client)
+from bench.report import write_section  # noqa: E402
 from bench.upload_probes import GatewayProcess  # noqa: E402
 from tests.servers import SeaweedFS, free_port  # noqa: E402
 from tests.tus.real_clients import install_tus_js_client, node_env  # noqa: E402
@@ -183,19 +184,6 @@ def main() -> None:
     print(section)
     if args.write:
         write_section(Path(args.write), section)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the section with the same heading, else append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    heading = section.splitlines()[0]
-    if heading in text:
-        before, _, rest = text.partition(heading)
-        after = rest.split("\n## ", 1)
-        text = before + section.rstrip("\n") + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":

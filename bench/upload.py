@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.upload_clients import (BUCKET, DIRECT_PART, Gateway, MiB, S3, direct_upload,  # noqa: E402
                                   gateway_upload, http_session, many_clients, s3_client)
+from bench.report import write_section  # noqa: E402
 from bench.upload_probes import (GatewayProcess, Profiler, gateway_backend_requests,  # noqa: E402
                                  process_cpu, seaweed_s3_requests, summarize)
 from tests.chunking import WEB_CLIENT_CHUNK  # noqa: E402
@@ -365,20 +366,6 @@ def main() -> None:
     print(text)
     if args.write:
         write_section(Path(args.write), text)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the section with the same heading (or the old upload section), else append."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    heading = section.splitlines()[0]
-    old = next((h for h in (heading, "## Upload throughput (`bench/upload.py`)") if h in text), None)
-    if old:
-        before, _, rest = text.partition(old)
-        after = rest.split("\n## ", 1)
-        text = before + section.rstrip("\n") + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":
