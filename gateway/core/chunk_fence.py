@@ -34,6 +34,10 @@ class ClientAborted(Exception):
     """The client's body broke off (disconnect, idle timeout): not a server fault."""
 
 
+def wrong_offset(start: int, offset: int) -> GatewayError:
+    return bad_request("invalid_offset", f"chunk starts at {start} but the upload is at {offset}", offset=offset)
+
+
 def chunk_in_progress(message: str = "another request is writing this upload; retry shortly",
                       **extra: Any) -> GatewayError:
     return GatewayError(409, "chunk_in_progress", message, headers={"Retry-After": "1"}, **extra)
@@ -65,8 +69,7 @@ class Fence:
             if taken is None:
                 current = await self.documents.get("uploads", self.session["id"]) or self.session
                 if current["offset"] != self.start:
-                    raise bad_request("invalid_offset", f"chunk starts at {self.start} but the upload is at "
-                                      f"{current['offset']}", offset=current["offset"])
+                    raise wrong_offset(self.start, current["offset"])
                 raise chunk_in_progress(offset=current["offset"])
         self.lease_id, self.epoch, self.renewed_at = lease_id, self.epoch + 1, now
         return self.epoch

@@ -25,7 +25,7 @@ import rehashes
 
 from gateway.core import clock
 from gateway.core.auth import User
-from gateway.core.chunk_fence import ClientAborted, Fence, LeaseLost, chunk_in_progress, received
+from gateway.core.chunk_fence import ClientAborted, Fence, LeaseLost, chunk_in_progress, received, wrong_offset
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from gateway.core.names import safe_filename
 from storage.documents.port import DocumentStore
@@ -84,14 +84,15 @@ class Uploads:
         """Store one chunk; returns the updated session document."""
         self.check_size(chunk)
         if not upload_id:
-            return await self._write(self._new_session(user, chunk, filename), chunk, body, new=True)
+            if chunk.start != 0:
+                raise bad_request("invalid_offset", "a new upload starts at offset 0", offset=0)
+            return await self._write(self._new_session(user, chunk.total, filename), chunk, body, new=True)
         session = await self._load(user, upload_id)
         if session["total"] != chunk.total:
             raise bad_request("total_changed", "Content-Range TOTAL differs from earlier chunks",
                               total=session["total"])
         if session["offset"] != chunk.start:
-            raise bad_request("invalid_offset", f"chunk starts at {chunk.start} but the upload is at "
-                              f"{session['offset']}", offset=session["offset"])
+            raise wrong_offset(chunk.start, session["offset"])
         return await self._write(session, chunk, body, new=False)
 
     async def create(self, user: User, total: int | None, filename: str | None,
@@ -99,9 +100,8 @@ class Uploads:
         """A session that exists before its first byte (tus creation); ``total`` None = not known yet."""
         if total is not None and total > self.max_size:
             raise upload_too_large(self.max_size)
-        session = {**self._new_session(user, ChunkRange(0, 0, 1), filename), "total": total, **extra}
-        session["target"] = await self.objects.begin(f"media/{session['id']}/{session['filename']}",
-                                                     "application/octet-stream")
+        session = {**self._new_session(user, total, filename), **extra}
+        session["target"] = await self._begin(session)
         try:
             await self.documents.insert("uploads", session)
         except BaseException:
@@ -110,7 +110,8 @@ class Uploads:
         log.info("upload created", extra={"upload_id": session["id"], "total": total})
         return session
 
-    async def write(self, session: dict[str, Any], data: bytes | Chunks, length: int | None = None) -> dict[str, Any]:
+    async def write(self, session: dict[str, Any], data: bytes | Chunks,
+                    length: int | None = None) -> dict[str, Any]:
         """Store ``data`` (bytes, or ``length`` bytes streamed) at the session's offset: a block
         of a longer body."""
         length = len(data) if isinstance(data, bytes) else length
@@ -144,16 +145,17 @@ class Uploads:
     async def session(self, user: User, upload_id: str) -> dict[str, Any]:
         return await self._load(user, upload_id, allow_complete=True)
 
-    def _new_session(self, user: User, chunk: ChunkRange, filename: str | None) -> dict[str, Any]:
-        """A session that exists only in this request until its first chunk is stored:
-        a refused first chunk leaves no document and no object behind."""
-        if chunk.start != 0:
-            raise bad_request("invalid_offset", "a new upload starts at offset 0", offset=0)
+    def _new_session(self, user: User, total: int | None, filename: str | None) -> dict[str, Any]:
+        """A session document not stored yet. The chunk API stores it only with its first
+        chunk, so a refused first chunk leaves no document and no object behind."""
         now = clock.now()
         return {"id": uuid.uuid4().hex, "user_id": user.id, "status": "uploading", "filename": safe_filename(filename),
-                "total": chunk.total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": None,
+                "total": total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": None,
                 "created_at": now, "expires_at": now + self.expiry, "epoch": 0, "lease_id": None,
                 "lease_until": 0.0}
+
+    async def _begin(self, session: dict[str, Any]) -> dict[str, Any]:
+        return await self.objects.begin(f"media/{session['id']}/{session['filename']}", "application/octet-stream")
 
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
         doc = await self.documents.get("uploads", str(upload_id))
@@ -169,10 +171,7 @@ class Uploads:
                      new: bool) -> dict[str, Any]:
         md5 = _md5_load(session["md5"])
         fence = Fence(self.documents, session, chunk.start, self.lease, new=new)
-        old_target = session["target"]
-        if new:
-            old_target = await self.objects.begin(f"media/{session['id']}/{session['filename']}",
-                                                  "application/octet-stream")
+        old_target = await self._begin(session) if new else session["target"]
         try:
             new_target = await self.objects.append(old_target, chunk.start, received(body, md5, fence),
                                                    chunk.length, fence=fence.take)
@@ -195,11 +194,10 @@ class Uploads:
             # The one compare-and-set that commits: whichever attempt gets here first wins.
             committed = await self.documents.update("uploads", session["id"], changes,
                                                     expect={"offset": chunk.start, "status": "uploading"})
-        if committed is None:
+        if committed is None:  # another request stored this range first
             await self.objects.cleanup(keep=old_target, drop=new_target)
             current = await self.documents.get("uploads", session["id"]) or session
-            raise bad_request("invalid_offset", "another request stored this range first",
-                              offset=current["offset"])
+            raise wrong_offset(chunk.start, current["offset"])
         await self.objects.cleanup(keep=new_target, drop=old_target)
         log.info("chunk stored", extra={"upload_id": session["id"], "offset": committed["offset"]})
         return committed
