@@ -177,16 +177,11 @@ async def _patch(request: web.Request, user) -> web.Response:
         raise GatewayError(415, "unsupported_media_type", f"PATCH bodies are {OFFSET_TYPE}")
     offset = _number(request, "Upload-Offset", required=True)
     length = _number(request, "Upload-Length")
-    upload_id = request.match_info["upload_id"]
-    tus = request.app[TUS]
-    if request.content_length is not None:  # refuse before reading a byte
-        current = await tus.get(user, upload_id)
-        limit = current["total"] if current["total"] is not None else (length or request.app[SETTINGS].max_upload_size)
-        if offset + request.content_length > limit:
-            raise GatewayError(413, "upload_too_large", "the body goes past the upload's length")
-    session, media = await _kept(tus.patch(user, upload_id, offset, request.content.iter_chunked(PIECE),
-                                           length=length, checksum=request.headers.get("Upload-Checksum"),
-                                           body_length=request.content_length))
+    storing = request.app[TUS].patch(user, request.match_info["upload_id"], offset,
+                                     request.content.iter_chunked(PIECE), length=length,
+                                     checksum=request.headers.get("Upload-Checksum"),
+                                     body_length=request.content_length)
+    session, media = await _kept(storing)
     headers = {"Upload-Offset": str(session["offset"]), **_expires(session)}
     if media:
         headers["Media-Id"] = str(media.id)

@@ -55,6 +55,13 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return found
 
 
+def _slot(metadata: str | None, concat: str | None) -> dict[str, Any]:
+    """What only tus keeps on an upload session."""
+    meta = parse_metadata(metadata)
+    return {"metadata": metadata or "", "filename": meta.get("filename"), "filetype": meta.get("filetype"),
+            "concat": concat}
+
+
 def conflict(message: str, **extra: Any) -> GatewayError:
     return GatewayError(409, "offset_mismatch", message, **extra)
 
@@ -73,10 +80,8 @@ class TusUploads:
 
     async def create(self, user: User, *, length: int | None, metadata: str | None,
                      partial: bool = False) -> dict[str, Any]:
-        meta = parse_metadata(metadata)
-        return await self.uploads.create(user, length, meta.get("filename"), {"tus": {
-            "metadata": metadata or "", "filename": meta.get("filename"), "filetype": meta.get("filetype"),
-            "concat": "partial" if partial else None}})
+        slot = _slot(metadata, "partial" if partial else None)
+        return await self.uploads.create(user, length, slot["filename"], {"tus": slot})
 
     async def create_final(self, user: User, partial_ids: list[str], metadata: str | None) -> dict[str, Any]:
         """A final upload of finished partial ones; a job assembles it."""
@@ -91,11 +96,9 @@ class TusUploads:
             if (session.get("tus") or {}).get("concat") != "partial" or session["status"] != "complete":
                 raise bad_request("invalid_concat", f"upload {upload_id} is not a finished partial upload")
             partials.append(session)
-        meta = parse_metadata(metadata)
-        total = sum(session["total"] for session in partials)
-        final = await self.uploads.create(user, total, meta.get("filename"), {"tus": {
-            "metadata": metadata or "", "filename": meta.get("filename"), "filetype": meta.get("filetype"),
-            "concat": "final", "partials": [session["id"] for session in partials]}})
+        slot = {**_slot(metadata, "final"), "partials": [session["id"] for session in partials]}
+        final = await self.uploads.create(user, sum(session["total"] for session in partials), slot["filename"],
+                                          {"tus": slot})
         await self.jobs.enqueue("tus_concat", final["id"])
         return final
 
@@ -111,8 +114,13 @@ class TusUploads:
 
     async def patch(self, user: User, upload_id: str, offset: int, body, *, length: int | None,
                     checksum: str | None, body_length: int | None = None) -> tuple[dict[str, Any], Media | None]:
-        """Store a PATCH body; returns the session and, when this finished it, the media."""
+        """Store a PATCH body (``body_length`` bytes, when known); returns the session and,
+        when this finished it, the media."""
         session = await self.get(user, upload_id)
+        total = session["total"] if session["total"] is not None else (
+            length if length is not None else self.uploads.max_size)
+        if body_length is not None and offset + body_length > total:  # refused before reading a byte
+            raise GatewayError(413, "upload_too_large", "the body goes past the upload's length")
         if session["tus"]["concat"] == "final":
             raise GatewayError(403, "final_upload", "a final upload is assembled from its partial uploads")
         checked = streams.parse_checksum(checksum) if checksum else None
@@ -123,7 +131,7 @@ class TusUploads:
         if session["status"] != "uploading" or offset != session["offset"]:
             raise conflict(f"Upload-Offset {offset} differs from the upload's offset {session['offset']}",
                            offset=session["offset"])
-        limit = (session["total"] if session["total"] is not None else self.uploads.max_size) - offset
+        limit = total - offset
         writing = self._writing[upload_id] = asyncio.get_running_loop().create_future()
         try:
             if checked:
