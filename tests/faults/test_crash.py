@@ -9,10 +9,8 @@ import io
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 
 import aiohttp
@@ -20,49 +18,33 @@ import pytest
 from PIL import Image
 
 from tests.chunking import chunk_form, content_range
+from tests.gateway import processes
 
 LEASE = 2.0
 MiB = 1024 * 1024
 PIECE = 204_800
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Gateway:
-    """A real ``gateway serve`` process on local disk + SQLite."""
+    """A real ``gateway serve`` process (tests/gateway/processes.py), killed with SIGKILL."""
 
-    def __init__(self, data_dir, **env) -> None:
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
-                    "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_UPLOAD_LEASE": str(LEASE),
-                    "GATEWAY_JOB_LEASE": str(LEASE), "GATEWAY_WORKERS": "1", "GATEWAY_JOB_BACKOFF": "0.1", **env}
+    def __init__(self, tmp_path, **env) -> None:
+        self.tmp_path = tmp_path
+        self.env = processes.gateway_env(tmp_path, GATEWAY_UPLOAD_LEASE=str(LEASE), GATEWAY_JOB_LEASE=str(LEASE),
+                               GATEWAY_WORKERS="1", GATEWAY_JOB_BACKOFF="0.1", **env)
         self.process: subprocess.Popen | None = None
         self.url = ""
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=self.env, capture_output=True,
-                              text=True, timeout=60)
+        done = processes.run(list(args), self.env)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     async def start(self) -> None:
-        port = free_port()
+        port, log = processes.free_port(), self.tmp_path / f"gateway-{time.monotonic_ns()}.log"
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1",
-                                         "--port", str(port)], env=self.env, stderr=subprocess.DEVNULL)
-        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(self.url + "/health/ready") as reply:
-                        if reply.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.process.poll() is None, "gateway exited"
-                await asyncio.sleep(0.1)
+        self.process = processes.start(self.env, port, log)
+        await asyncio.to_thread(processes.wait_until_ready, self.process, port, log)
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -71,7 +53,7 @@ class Gateway:
 
 
 def rows(data_dir, collection: str) -> list[dict]:
-    with sqlite3.connect(data_dir / "gateway.sqlite3", timeout=5) as db:
+    with sqlite3.connect(data_dir / "var" / "gateway.sqlite3", timeout=5) as db:
         return [json.loads(doc) for (doc,) in db.execute(f'SELECT doc FROM "{collection}"')]
 
 
