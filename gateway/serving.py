@@ -25,6 +25,7 @@ import contextlib
 import logging
 import resource
 import socket
+import weakref
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -158,6 +159,10 @@ class GuardedServer(Server):
         self.max_connections = max_connections
         self.body_idle_timeout = body_idle_timeout
         self.refused = 0
+        # Protocols made for accepted sockets whose connection_made has not run yet: a burst
+        # of accepts creates many before any is counted in _connections, and the cap must
+        # hold for them too. Weak, so one whose transport never came up is forgotten.
+        self._opening: weakref.WeakSet = weakref.WeakSet()
         self._clock = self._loop.create_task(self._watch_bodies())
 
     @staticmethod
@@ -171,11 +176,17 @@ class GuardedServer(Server):
         return handle
 
     def __call__(self) -> asyncio.BaseProtocol:  # type: ignore[override]
-        if len(self._connections) >= self.max_connections:
+        if len(self._connections) + len(self._opening) >= self.max_connections:
             self.refused += 1
             log.warning("connection refused: at the connection cap", extra={"max_connections": self.max_connections})
             return _Refused()
-        return GuardedHandler(self, loop=self._loop, **self._kwargs)
+        handler = GuardedHandler(self, loop=self._loop, **self._kwargs)
+        self._opening.add(handler)
+        return handler
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        self._opening.discard(handler)
+        super().connection_made(handler, transport)
 
     async def _watch_bodies(self) -> None:
         # One clock for all connections (cheaper than a timer per connection reset on every packet).
