@@ -25,7 +25,8 @@ from gateway.core.uploads import Uploads
 from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
                           SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
-from gateway.middlewares import add_request_id, errors, observe
+from gateway.api.dato import jsonapi as dato_jsonapi
+from gateway.middlewares import ERROR_SHAPES, add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
 from storage.documents.port import DocumentStore
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
     app = web.Application(middlewares=[observe, errors], client_max_size=1024 * 1024)
     app.middlewares.insert(0, accept_either_slash)  # outermost: it re-runs the others for the other path
     app[SETTINGS] = settings
+    app[ERROR_SHAPES] = {dato_jsonapi.PREFIX: dato_jsonapi.render_error}
     app[DOCUMENTS] = documents or backends.document_store(settings)
     app[OBJECTS] = objects or backends.object_store(settings, staging=app[DOCUMENTS])
     app[METRICS] = Metrics()

@@ -3,7 +3,9 @@
 Every failure leaves as JSON: GatewayError with its own status, aiohttp's HTTP
 errors (unknown route, wrong method) with theirs, an unavailable backend as 503
 with Retry-After, anything else as a 500 whose traceback goes to the log only.
-A client that went away is counted as 499 in logs and metrics.
+A client that went away is counted as 499 in logs and metrics. A dialect with
+its own error shape (DatoCMS's JSON:API errors) registers a renderer for its path
+prefix in ``ERROR_SHAPES``; everything else gets ``json_error``'s shape.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
+
+from typing import Callable
 
 from aiohttp import web
 
@@ -24,6 +28,17 @@ log = logging.getLogger("gateway.http")
 
 def json_error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> web.Response:
     return web.json_response({"detail": message, "code": code, **extra}, status=status, headers=headers)
+
+
+ErrorRenderer = Callable[..., web.Response]  # same signature as json_error
+ERROR_SHAPES = web.AppKey("error_shapes", dict[str, ErrorRenderer])  # path prefix -> renderer
+
+
+def _error_renderer(request: web.Request) -> ErrorRenderer:
+    for prefix, render in request.app.get(ERROR_SHAPES, {}).items():
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            return render
+    return json_error
 
 
 @web.middleware
@@ -61,27 +76,28 @@ async def add_request_id(request: web.Request, response: web.StreamResponse) -> 
 
 @web.middleware
 async def errors(request: web.Request, handler):
+    render = _error_renderer(request)
     try:
         return await handler(request)
     except GatewayError as exc:
-        return json_error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+        return render(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
+        return render(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
                           {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
     except BackendUnavailable as exc:
         log.warning("backend unavailable", extra={"backend": exc.backend, "error": str(exc)})
-        return json_error(503, "backend_unavailable", f"{exc.backend} is unavailable; retry later",
+        return render(503, "backend_unavailable", f"{exc.backend} is unavailable; retry later",
                           {"Retry-After": "5"}, backend=exc.backend)
     except asyncio.TimeoutError:
         log.warning("backend timeout")
-        return json_error(503, "backend_timeout", "a storage backend did not answer in time; retry later",
+        return render(503, "backend_timeout", "a storage backend did not answer in time; retry later",
                           {"Retry-After": "5"})
     except ObjectNotFound:
-        return json_error(404, "not_found", "object not found")
+        return render(404, "not_found", "object not found")
     except (ConnectionResetError, asyncio.CancelledError):
         raise  # the client went away: nobody to answer
     except Exception:
         log.exception("unhandled error")
-        return json_error(500, "internal_error", "internal server error")
+        return render(500, "internal_error", "internal server error")
