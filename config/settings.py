@@ -64,6 +64,14 @@ class Settings:
     log_repeat_limit: int = _setting(20, "GATEWAY_LOG_REPEAT_LIMIT",
                                      "same warning/error line per window before repeats are suppressed")
     log_repeat_window: float = _setting(60.0, "GATEWAY_LOG_REPEAT_WINDOW", "seconds")
+    # DatoCMS's CMA documents 60 requests per 3 seconds per API token; its client waits out a 429
+    dato_rate_limit: int = _setting(60, "GATEWAY_DATO_RATE_LIMIT",
+                                    "requests per window per API token (or per address without one) under /dato; "
+                                    "counted per instance")
+    dato_rate_window: float = _setting(3.0, "GATEWAY_DATO_RATE_WINDOW", "seconds of a /dato rate-limit window")
+    dato_rate_keys: int = _setting(10_000, "GATEWAY_DATO_RATE_KEYS",
+                                   "tokens and addresses whose /dato budgets are tracked at once; the oldest "
+                                   "are forgotten past it (bounds memory)")
     workers: int = _setting(os.cpu_count() or 1, "GATEWAY_WORKERS",
                             "concurrent background jobs in this process; 0 = run none here")
     job_attempts: int = _setting(5, "GATEWAY_JOB_ATTEMPTS", "tries before a job is marked failed")
@@ -108,6 +116,9 @@ class Settings:
             "startup_wait": self.startup_wait >= 0 or "must not be negative",
             "log_repeat_limit": self.log_repeat_limit >= 1 or "must be at least 1",
             "log_repeat_window": self.log_repeat_window > 0 or "must be positive",
+            "dato_rate_limit": self.dato_rate_limit >= 1 or "must be at least 1",
+            "dato_rate_window": self.dato_rate_window > 0 or "must be positive",
+            "dato_rate_keys": self.dato_rate_keys >= 1 or "must be at least 1",
             "workers": self.workers >= 0 or "must be 0 or more",
             "job_attempts": self.job_attempts >= 1 or "must be at least 1",
             "job_lease": self.job_lease > 0 or "must be positive",

@@ -26,6 +26,7 @@ from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, ME
                           SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.api.dato import jsonapi as dato_jsonapi
+from gateway.api.dato import rate_limit as dato_rate_limit
 from gateway.middlewares import ERROR_SHAPES, add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
@@ -95,10 +96,11 @@ async def _workers(app: web.Application):
 
 def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                objects: ObjectStore | None = None) -> web.Application:
-    app = web.Application(middlewares=[observe, errors], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[observe, errors, dato_rate_limit.rate_limit], client_max_size=1024 * 1024)
     app.middlewares.insert(0, accept_either_slash)  # outermost: it re-runs the others for the other path
     app[SETTINGS] = settings
     app[ERROR_SHAPES] = {dato_jsonapi.PREFIX: dato_jsonapi.render_error}
+    app[dato_rate_limit.LIMITER] = dato_rate_limit.RateLimiter.from_settings(settings)
     app[DOCUMENTS] = documents or backends.document_store(settings)
     app[OBJECTS] = objects or backends.object_store(settings, staging=app[DOCUMENTS])
     app[METRICS] = Metrics()
@@ -121,7 +123,7 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)
     app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
-    app.on_response_prepare.extend([add_request_id, tus.cors_and_version])
+    app.on_response_prepare.extend([add_request_id, tus.cors_and_version, dato_rate_limit.add_headers])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
     for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
         app.add_routes(module.routes)
