@@ -8,6 +8,7 @@ primary failover. Driver errors become storage errors here and nowhere else.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, Iterable
 
@@ -45,6 +46,9 @@ def _query(where: Filter | None) -> Filter:
         if isinstance(cond, dict) and "$has" in cond:
             cond = {**cond, "$elemMatch": {"$eq": cond["$has"]}}
             del cond["$has"]
+        if isinstance(cond, dict) and "$contains" in cond:
+            cond = {**cond, "$regex": re.escape(cond["$contains"])}
+            del cond["$contains"]
         query["_id" if field == "id" else field] = cond
     return query
 

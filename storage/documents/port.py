@@ -2,7 +2,8 @@
 
 Every document is a JSON object with a string or integer ``id``. Filters are dicts
 of field -> value (equality) or field -> {"$lt"|"$lte"|"$gt"|"$gte"|"$ne"|"$in": v},
-or {"$has": v} for "the array field contains v";
+or {"$has": v} for "the array field contains v", or {"$contains": "text"} for "the string
+field contains this text" (case-sensitive: callers store and ask in one case);
 dotted field names reach into nested objects. That subset is all the core needs,
 and both MongoDB and SQLite (through json_extract) evaluate it natively.
 
@@ -120,6 +121,8 @@ def _cmp(value: Any, op: str, operand: Any) -> bool:
         return value in operand
     if op == "$has":
         return isinstance(value, list) and operand in value
+    if op == "$contains":
+        return isinstance(value, str) and operand in value
     if value is None:
         return False
     return {

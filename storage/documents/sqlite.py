@@ -68,6 +68,9 @@ def _compile(where: Filter | None) -> tuple[str, list[Any]]:
             elif op == "$has":
                 clauses.append(f"EXISTS (SELECT 1 FROM json_each(doc, '{_path(field)}') WHERE value IS ?)")
                 params.append(_value(operand))
+            elif op == "$contains":
+                clauses.append(f"instr({column}, ?) > 0")
+                params.append(str(operand))
             elif op == "$in":
                 items = list(operand)
                 if not items:

@@ -80,3 +80,13 @@ async def test_array_contains(document_store):
     found = await document_store.find("statuses", {"media_ids": {"$has": 4}}, sort=[("id", 1)])
     assert [d["id"] for d in found] == [1, 2]
     assert [d["id"] for d in await document_store.find("statuses", {"media_ids": {"$has": 3}})] == [1]
+
+
+async def test_string_contains(document_store):
+    for doc_id, text in ((1, "sunset over the bay"), (2, "the bay at night"), (3, "a.*b [x]"), (4, None)):
+        await document_store.insert("media", {"id": doc_id, "search_text": text})
+    found = await document_store.find("media", {"search_text": {"$contains": "bay"}}, sort=[("id", 1)])
+    assert [d["id"] for d in found] == [1, 2]
+    # The text is literal: no pattern syntax, no case folding.
+    assert [d["id"] for d in await document_store.find("media", {"search_text": {"$contains": ".*b ["}})] == [3]
+    assert await document_store.count("media", {"search_text": {"$contains": "Bay"}}) == 0
