@@ -69,6 +69,8 @@ class Settings:
     job_attempts: int = _setting(5, "GATEWAY_JOB_ATTEMPTS", "tries before a job is marked failed")
     job_lease: float = _setting(30.0, "GATEWAY_JOB_LEASE", "seconds a claimed job stays owned without renewal")
     job_backoff: float = _setting(2.0, "GATEWAY_JOB_BACKOFF", "first retry delay in seconds; doubles each try")
+    job_result_expiry: int = _setting(86400, "GATEWAY_JOB_RESULT_EXPIRY",
+                                      "seconds a DatoCMS job result (/dato/job-results/ID) stays readable")
     thumbnail_sizes: str = _setting("64,128,512,1080", "GATEWAY_THUMBNAIL_SIZES", "bounding squares in px")
     max_image_pixels: int = _setting(50_000_000, "GATEWAY_MAX_IMAGE_PIXELS", "larger images are not decoded")
     decode_memory: int = _setting(512 * MiB, "GATEWAY_DECODE_MEMORY",
@@ -112,6 +114,7 @@ class Settings:
             "job_attempts": self.job_attempts >= 1 or "must be at least 1",
             "job_lease": self.job_lease > 0 or "must be positive",
             "job_backoff": self.job_backoff >= 0 or "must not be negative",
+            "job_result_expiry": self.job_result_expiry > 0 or "must be positive",
             "thumbnail_sizes": _sizes_ok(self.thumbnail_sizes) or "must be comma-separated pixel sizes, 1-4096",
             "max_image_pixels": self.max_image_pixels > 0 or "must be positive",
             "decode_memory": self.decode_memory > 0 or "must be positive",

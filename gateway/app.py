@@ -14,7 +14,9 @@ from gateway.api import admin, catalog, chunks, console, content, files, media, 
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
+from gateway.core.job_results import JobResults
 from gateway.core.jobs import JobQueue
+from gateway.core.library import Library
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.media_store import MediaStore
@@ -22,10 +24,11 @@ from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
 from gateway.core.uploads import Uploads
-from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
-                          SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
+from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOB_RESULTS, JOBS, LIBRARY, LINKS, MEDIA, METRICS, OBJECTS,
+                          PROCESSING, SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.api.dato import jsonapi as dato_jsonapi
+from gateway.api.dato import upload_tags as dato_upload_tags
 from gateway.middlewares import ERROR_SHAPES, add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
@@ -58,6 +61,7 @@ async def _sweeper(app: web.Application):
             try:
                 swept = await app[UPLOADS].sweep()
                 app[METRICS].uploads_expired.inc(swept)
+                await app[JOB_RESULTS].sweep()
             except Exception:
                 log.exception("sweep failed")  # a store outage must not end the sweeper
 
@@ -121,9 +125,12 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)
     app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
+    app[LIBRARY] = Library(app[MEDIA], media_store, app[PROCESSING], app[OBJECTS], app[DOCUMENTS])
+    app[JOB_RESULTS] = JobResults(app[DOCUMENTS], expiry=settings.job_result_expiry)
     app.on_response_prepare.extend([add_request_id, tus.cors_and_version])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
+    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console,
+                   dato_upload_tags):
         app.add_routes(module.routes)
     app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app

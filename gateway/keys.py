@@ -6,7 +6,9 @@ from aiohttp import web
 from config.settings import Settings
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
+from gateway.core.job_results import JobResults
 from gateway.core.jobs import JobQueue
+from gateway.core.library import Library
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.processing import Processing
@@ -33,3 +35,5 @@ STATUSES = web.AppKey("statuses", Statuses)
 LINKS = web.AppKey("links", LinkMedia)
 FETCHER = web.AppKey("fetcher", Fetcher)
 TUS = web.AppKey("tus", TusUploads)
+LIBRARY = web.AppKey("library", Library)
+JOB_RESULTS = web.AppKey("job_results", JobResults)
