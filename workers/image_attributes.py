@@ -35,7 +35,9 @@ from gateway.core.sniff import NotAnImage
 from workers import imaging
 
 HASH_BOX = 100  # ThumbHash's maximum; plenty for a 4x4-component BlurHash and a handful of colours
+BLURHASH_BOX = 32
 COLOR_COUNT = 5  # DatoCMS lists four or five
+MIN_SHARE = 0.02  # of what is visible: a colour on less than that is not dominant
 _SAME_COLOUR = 12  # channel difference under which two palette entries are one colour
 MAX_TEXT = 100  # characters kept of an EXIF string (a camera model, a lens name)
 
@@ -89,10 +91,16 @@ def _blurhash(rgba: Image.Image) -> str:
     # BlurHash has no alpha: transparent areas go onto white, as the JPEG thumbnails do.
     flat = Image.new("RGB", rgba.size, "white")
     flat.paste(rgba, mask=rgba.getchannel("A"))
+    # A few cosine components only see the coarsest shapes, which a 32-pixel copy
+    # keeps; the encoder is pure Python, so fewer pixels is what makes it cheap.
+    flat.thumbnail((BLURHASH_BOX, BLURHASH_BOX), Image.Resampling.BOX)
+    data, width = flat.tobytes(), flat.width
+    rows = [[data[(row + x) * 3:(row + x) * 3 + 3] for x in range(width)]
+            for row in range(0, width * flat.height, width)]
     # Four components along the longer side, three across the shorter (4x4 if square).
-    x_components = 4 if rgba.width >= rgba.height else 3
-    y_components = 4 if rgba.height >= rgba.width else 3
-    return blurhash.encode(flat, x_components, y_components)
+    x_components = 4 if flat.width >= flat.height else 3
+    y_components = 4 if flat.height >= flat.width else 3
+    return blurhash.encode(rows, x_components, y_components)
 
 
 def _thumbhash(rgba: Image.Image) -> str:
@@ -101,8 +109,9 @@ def _thumbhash(rgba: Image.Image) -> str:
 
 
 def dominant_colors(rgba: Image.Image, count: int = COLOR_COUNT) -> tuple[dict[str, int], ...]:
-    """Up to ``count`` colours, the most frequent first. Fully transparent pixels are
-    nobody's colour and only stand in when there is nothing else."""
+    """Up to ``count`` colours, the most visible first: a pixel counts as much as it is
+    opaque, so the transparent background of a logo and its faint anti-aliased edges
+    are nobody's colour (a picture that is all transparent gets its one colour)."""
     if rgba.getextrema()[3][0] == 255:  # opaque: median cut over RGB picks better colours than the octree
         quantized = rgba.convert("RGB").quantize(count, method=Image.Quantize.MEDIANCUT)
         palette = quantized.getpalette(rawmode="RGB")
@@ -111,22 +120,26 @@ def dominant_colors(rgba: Image.Image, count: int = COLOR_COUNT) -> tuple[dict[s
         quantized = rgba.quantize(count, method=Image.Quantize.FASTOCTREE)
         palette = quantized.getpalette(rawmode="RGBA")
         entry = lambda index: tuple(palette[index * 4:index * 4 + 4])  # noqa: E731
-    ranked = _merge_close([(pixels, entry(index)) for pixels, index in quantized.getcolors()])
-    visible = [colour for colour in ranked if colour[3] > 0] or ranked
-    return tuple(dict(zip(("red", "green", "blue", "alpha"), colour)) for colour in visible[:count])
+    counted = [(pixels * colour[3], colour) for pixels, colour in
+               ((pixels, entry(index)) for pixels, index in quantized.getcolors())]
+    total = sum(weight for weight, _ in counted)
+    if not total:
+        return ({"red": 0, "green": 0, "blue": 0, "alpha": 0},)
+    ranked = [colour for weight, colour in _merge_close(counted) if weight >= total * MIN_SHARE]
+    return tuple(dict(zip(("red", "green", "blue", "alpha"), colour)) for colour in ranked[:count])
 
 
-def _merge_close(counted: list[tuple[int, tuple[int, ...]]]) -> list[tuple[int, ...]]:
-    """Colours by frequency, shades the eye cannot tell apart counted as one: median cut
-    always makes ``count`` boxes, so a two-colour picture comes back as two pairs of twins."""
-    kept: list[list] = []  # [pixels, colour]
-    for pixels, colour in sorted(counted, key=lambda pair: -pair[0]):
+def _merge_close(counted: list[tuple[int, tuple[int, ...]]]) -> list[tuple[int, tuple[int, ...]]]:
+    """(weight, colour) by weight, shades the eye cannot tell apart counted as one: median
+    cut always makes ``count`` boxes, so a two-colour picture comes back as two pairs of twins."""
+    kept: list[list] = []  # [weight, colour]
+    for weight, colour in sorted(counted, key=lambda pair: -pair[0]):
         twin = next((k for k in kept if max(abs(a - b) for a, b in zip(k[1], colour)) <= _SAME_COLOUR), None)
         if twin is not None:
-            twin[0] += pixels
+            twin[0] += weight
         else:
-            kept.append([pixels, colour])
-    return [colour for _, colour in sorted(kept, key=lambda k: -k[0])]
+            kept.append([weight, colour])
+    return [(weight, colour) for weight, colour in sorted(kept, key=lambda k: -k[0])]
 
 
 def safe_exif(img: Image.Image) -> dict[str, Any]:
