@@ -78,6 +78,21 @@ def test_exif_strings_are_capped_and_binary_or_broken_values_left_out(tmp_path):
     assert "date_time_original" not in found and "f_number" not in found and "model" not in found
 
 
+def test_hashes_are_those_of_the_reference_encoders(tmp_path):
+    """Expected values from the reference encoders on the same pixels: ThumbHash from
+    evanw's JavaScript (npm thumbhash 0.1.1), BlurHash from Wolt's C encoder (PyPI
+    blurhash-python 1.2.2). A picture this small is hashed as it is."""
+    path = tmp_path / "gradient.png"
+    img = Image.new("RGB", (32, 24))
+    img.putdata([(x * 8, y * 10, 255 - x * 4) for y in range(24) for x in range(32)])
+    img.save(path, "PNG")
+
+    found = image_attributes(path)
+
+    assert found.thumbhash == "pBUKbZpzd4eAeIiHiHiHh4CECPeI"
+    assert found.blurhash == "LxH28X2zw$XAmIWYjuf8gJfjfQfj"
+
+
 def test_two_colour_image_lists_its_dominant_colour_first(tmp_path):
     path = tmp_path / "flag.png"
     two_colours().save(path, "PNG")
