@@ -57,7 +57,7 @@ _EXIF_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError
 class ImageAttributes:
     blurhash: str
     thumbhash: str  # base64 with padding, as DatoCMS shows it
-    colors: tuple[dict[str, int], ...]  # most frequent first: {"red", "green", "blue", "alpha"}, 0..255
+    colors: tuple[dict[str, int], ...]  # most visible first: {"red", "green", "blue", "alpha"}, 0..255
     exif: dict[str, Any] = field(default_factory=dict)
 
     def as_changes(self) -> dict[str, Any]:

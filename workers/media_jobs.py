@@ -5,9 +5,9 @@ Core decides which jobs a media needs and records their results
 one probe (``gateway.core.sniff``) on the stored file, and computes the md5 of a
 file whose bytes never streamed through the gateway (its ``md5`` is None).
 ``thumbnails`` and ``attributes`` (blurhash, thumbhash, colours, EXIF:
-``workers.image_attributes``) read the image (the file, or a link's copied preview image) into a temporary file (images
-need random access; nothing is held whole in memory) and runs Pillow in an
-executor so the event loop never stalls; decodes first reserve their estimated
+``workers.image_attributes``) read the image (the file, or a link's copied preview
+image) into a temporary file (images need random access; nothing is held whole in
+memory) and run Pillow in an executor so the event loop never stalls; decodes first reserve their estimated
 memory from the process's DecodeBudget (GATEWAY_DECODE_MEMORY), so peak memory
 does not grow with the number of workers.
 """
