@@ -7,9 +7,9 @@ file whose bytes never streamed through the gateway (its ``md5`` is None).
 ``thumbnails`` and ``attributes`` (blurhash, thumbhash, colours, EXIF:
 ``workers.image_attributes``) read the image (the file, or a link's copied preview
 image) into a temporary file (images need random access; nothing is held whole in
-memory) and run Pillow in an executor so the event loop never stalls; decodes first reserve their estimated
-memory from the process's DecodeBudget (GATEWAY_DECODE_MEMORY), so peak memory
-does not grow with the number of workers.
+memory) and run Pillow in an executor so the event loop never stalls; decodes
+first reserve their estimated memory from the process's DecodeBudget
+(GATEWAY_DECODE_MEMORY), so peak memory does not grow with the number of workers.
 """
 from __future__ import annotations
 
