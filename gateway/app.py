@@ -21,11 +21,13 @@ from gateway.core.media_store import MediaStore
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
+from gateway.core.upload_requests import UploadRequests
 from gateway.core.uploads import Uploads
 from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
-                          SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
+                          SETTINGS, STATUSES, TAGS, TUS, UPLOAD_REQUESTS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.api.dato import jsonapi as dato_jsonapi
+from gateway.api.dato import upload_requests as dato_upload_requests
 from gateway.middlewares import ERROR_SHAPES, add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
@@ -60,6 +62,10 @@ async def _sweeper(app: web.Application):
                 app[METRICS].uploads_expired.inc(swept)
             except Exception:
                 log.exception("sweep failed")  # a store outage must not end the sweeper
+            try:
+                await app[UPLOAD_REQUESTS].sweep()
+            except Exception:
+                log.exception("upload request sweep failed")
 
     task = asyncio.create_task(sweep_forever())
     yield
@@ -121,9 +127,12 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)
     app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
+    app[UPLOAD_REQUESTS] = UploadRequests(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_request_expiry,
+                                          max_size=settings.max_upload_size, lease=settings.upload_lease)
     app.on_response_prepare.extend([add_request_id, tus.cors_and_version])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
+    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console,
+                   dato_upload_requests):
         app.add_routes(module.routes)
     app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app

@@ -12,6 +12,7 @@ from gateway.core.media import MediaService
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
+from gateway.core.upload_requests import UploadRequests
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from gateway.outbound import Fetcher
@@ -33,3 +34,4 @@ STATUSES = web.AppKey("statuses", Statuses)
 LINKS = web.AppKey("links", LinkMedia)
 FETCHER = web.AppKey("fetcher", Fetcher)
 TUS = web.AppKey("tus", TusUploads)
+UPLOAD_REQUESTS = web.AppKey("upload_requests", UploadRequests)

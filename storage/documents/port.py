@@ -18,7 +18,7 @@ from storage.errors import ObjectNotFound
 Document = dict[str, Any]
 Filter = dict[str, Any]
 
-COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses")
+COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses", "upload_requests")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
@@ -28,6 +28,8 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "categories": ("!slug", "order"),
     "tags": ("!name",),
     "statuses": ("author_id", "added_at"),
+    # not unique: presigned requests have no token, and 256 random bits do not collide
+    "upload_requests": ("token_hash", "expires_at"),
 }
 
 
