@@ -219,3 +219,23 @@ async def test_a_filename_is_made_safe_in_the_path_and_key(stack):
     assert (await put_file(client, url, b"safe")).status == 200
     taken = await take(client, account, path)
     assert taken.key.endswith("/invoice_gpj_.png") and await stored(client, taken.key) == b"safe"
+
+
+async def test_replies_match_the_openapi_document(stack):
+    from tests.openapi.test_document import Conforms
+
+    client = await stack.client()
+    account = await stack.user(client)
+    conforms = Conforms(await (await client.get("/openapi.json")).json())
+    reply = await client.post(REQUESTS, headers={**DATO_HEADERS, **account["auth"]},
+                              json={"data": {"type": "upload_request", "attributes": {"filename": "a.txt"}}})
+    body = await reply.json()
+    conforms(body, REQUESTS, "post", 201)
+    url = body["data"]["attributes"]["url"]
+    conforms(await (await put_file(client, url, b"text", "text/plain")).json(), "/dato/upload-requests/content",
+             "put", 200)
+    conforms(await (await put_file(client, url, b"text", "text/plain")).json(), "/dato/upload-requests/content",
+             "put", 409)
+    invalid = await client.post(REQUESTS, headers={**DATO_HEADERS, **account["auth"]},
+                                json={"data": {"type": "upload_request", "attributes": {}}})
+    conforms(await invalid.json(), REQUESTS, "post", 422)
