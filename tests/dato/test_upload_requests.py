@@ -5,8 +5,10 @@ import asyncio
 import hashlib
 import os
 import re
+import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from gateway.core.errors import GatewayError
 from gateway.keys import DOCUMENTS, OBJECTS, UPLOAD_REQUESTS
@@ -239,3 +241,57 @@ async def test_replies_match_the_openapi_document(stack):
     invalid = await client.post(REQUESTS, headers={**DATO_HEADERS, **account["auth"]},
                                 json={"data": {"type": "upload_request", "attributes": {}}})
     conforms(await invalid.json(), REQUESTS, "post", 422)
+
+
+async def test_a_claim_left_by_a_dead_instance_frees_when_its_lease_runs_out(stack):
+    client = await stack.client()
+    account = await stack.user(client)
+    path, url = await ask(client, account["auth"])
+    documents = client.app[DOCUMENTS]
+    await documents.update("upload_requests", path, {"status": "receiving", "claim": "dead",
+                                                     "lease_until": time.time() + 60})
+    assert (await put_file(client, url, b"too soon")).status == 409  # it might still be sending
+    await documents.update("upload_requests", path, {"lease_until": 0.0})
+    assert (await put_file(client, url, b"after")).status == 200
+    assert await stored(client, (await take(client, account, path)).key) == b"after"
+
+
+async def test_a_stalled_put_whose_lease_was_taken_over_changes_nothing(stack):
+    client = await stack.client(GATEWAY_UPLOAD_LEASE=0.3)
+    account = await stack.user(client)
+    path, url = await ask(client, account["auth"])
+    go = asyncio.Event()
+
+    async def stalled():
+        yield b"stale "
+        await go.wait()
+        yield b"body"
+
+    first = asyncio.create_task(put_file(client, url, stalled(), headers={"Content-Length": "10"}))
+    async with asyncio.timeout(10):
+        while (await client.app[DOCUMENTS].get("upload_requests", path))["status"] != "receiving":
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)  # past the lease: the stalled PUT is presumed dead
+    assert (await put_file(client, url, b"fresh")).status == 200
+    go.set()
+    assert (await first).status == 409
+    assert await stored(client, (await take(client, account, path)).key) == b"fresh"
+
+
+async def test_sweep_aborts_the_multipart_upload_of_a_put_whose_instance_died(stack):
+    client = await stack.client()
+    account = await stack.user(client)
+    path, _ = await ask(client, account["auth"])
+    documents, objects = client.app[DOCUMENTS], client.app[OBJECTS]
+    key = (await documents.get("upload_requests", path))["key"]
+    target = await objects.begin(key, "image/png")
+    await documents.update("upload_requests", path, {"status": "receiving", "claim": "dead", "lease_until": 0.0,
+                                                     "target": target, "expires_at": 0.0})
+    assert await client.app[UPLOAD_REQUESTS].sweep() == 1
+    assert await documents.get("upload_requests", path) is None
+    if stack.objects_kind == "local":
+        assert not (objects.uploads / target["file"]).exists()
+    else:  # S3 forgot the multipart upload
+        with pytest.raises(ClientError) as gone:
+            await objects._s3.list_parts(Bucket=objects.bucket, Key=key, UploadId=target["mpu"])
+        assert gone.value.response["Error"]["Code"] == "NoSuchUpload"
