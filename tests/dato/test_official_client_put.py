@@ -30,7 +30,8 @@ async def run_client(client, account: dict, file) -> str:
 
 @pytest.mark.parametrize("presigned", [False, True], ids=["gateway-url", "presigned"])
 @pytest.mark.parametrize("stack", ["local+sqlite", "s3+mongodb"], indirect=True)
-async def test_the_official_client_puts_a_file_the_gateway_can_take(stack, npm_client, tmp_path, presigned):  # noqa: F811
+async def test_the_official_client_puts_a_file_the_gateway_can_take(stack, npm_client,  # noqa: F811
+                                                                    tmp_path, presigned):
     if presigned and stack.objects_kind != "s3":
         pytest.skip("presigned PUTs are an S3 capability")
     env = {"GATEWAY_S3_PUBLIC_ENDPOINT": stack.settings_env["GATEWAY_S3_ENDPOINT"]} if presigned else {}
