@@ -2,9 +2,10 @@
 
 Two capabilities, in the spirit of tusd's DataStore: plain objects (put, get with a
 byte range, stat, delete) and resumable upload targets (begin, append, complete,
-abort). Upload state is a small JSON-able dict that the core keeps in the upload
-session document, so any gateway instance can continue any upload: the adapter
-holds nothing between calls.
+abort); plus an optional one, ``PresignedPuts`` (URLs a client PUTs to directly),
+which only some stores offer. Upload state is a small JSON-able dict that the core
+keeps in the upload session document, so any gateway instance can continue any
+upload: the adapter holds nothing between calls.
 
 An append either stores all ``length`` bytes durably and returns the new state, or
 raises and leaves the previous state valid (bytes it wrote are ignored and cleaned
