@@ -38,10 +38,17 @@ class Settings:
     s3_access_key: str = _setting("", "GATEWAY_S3_ACCESS_KEY")
     s3_secret_key: str = _setting("", "GATEWAY_S3_SECRET_KEY")
     s3_part_size: int = _setting(8 * MiB, "GATEWAY_S3_PART_SIZE", "multipart part size, >= 5 MiB")
+    s3_public_endpoint: str = _setting("", "GATEWAY_S3_PUBLIC_ENDPOINT",
+                                       "the S3 endpoint as clients reach it; set, DatoCMS upload requests hand "
+                                       "out presigned S3 PUT URLs (the bytes bypass the gateway); empty = the "
+                                       "gateway receives the bytes itself")
     document_store: str = _setting("sqlite", "GATEWAY_DOCUMENT_STORE", "sqlite | mongodb")
     mongodb_uri: str = _setting("mongodb://127.0.0.1:27017/gateway", "GATEWAY_MONGODB_URI")
     mongodb_database: str = _setting("gateway", "GATEWAY_MONGODB_DATABASE", "used when the URI names none")
     upload_expiry: int = _setting(86400, "GATEWAY_UPLOAD_EXPIRY", "seconds an unfinished upload lives")
+    upload_request_expiry: int = _setting(3600, "GATEWAY_UPLOAD_REQUEST_EXPIRY",
+                                          "seconds a DatoCMS upload request's URL accepts the file, and its file "
+                                          "waits to be taken by POST /dato/uploads before it is swept")
     token_cache: float = _setting(5.0, "GATEWAY_TOKEN_CACHE",
                                   "seconds an authenticated token is remembered; revocation takes this long; 0 = off")
     upload_lease: float = _setting(5.0, "GATEWAY_UPLOAD_LEASE",
@@ -98,6 +105,8 @@ class Settings:
             "document_store": self.document_store in ("sqlite", "mongodb") or "must be 'sqlite' or 'mongodb'",
             "s3_part_size": self.s3_part_size >= S3_MIN_PART_SIZE or f"must be at least {S3_MIN_PART_SIZE} (5 MiB)",
             "upload_expiry": self.upload_expiry > 0 or "must be positive",
+            "upload_request_expiry": 0 < self.upload_request_expiry <= 7 * 86400
+            or "must be 1 s to 7 days (the longest an S3 presigned URL lives)",
             "upload_lease": self.upload_lease > 0 or "must be positive",
             "token_cache": 0 <= self.token_cache <= 300 or "must be 0-300 seconds",
             "max_upload_size": self.max_upload_size > 0 or "must be positive",
@@ -125,6 +134,9 @@ class Settings:
             "vimeo_oembed_url": self.vimeo_oembed_url.startswith(("http://", "https://"))
             or "must start with http:// or https://",
             "public_url": (not self.public_url or self.public_url.startswith(("http://", "https://")))
+            or "must start with http:// or https://",
+            "s3_public_endpoint": (not self.s3_public_endpoint
+                                   or self.s3_public_endpoint.startswith(("http://", "https://")))
             or "must start with http:// or https://",
             "s3_endpoint": (self.object_store != "s3" or not self.s3_endpoint
                             or self.s3_endpoint.startswith(("http://", "https://")))

@@ -14,6 +14,7 @@ from gateway.core.media import MediaService
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
+from gateway.core.upload_requests import UploadRequests
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from gateway.outbound import Fetcher
@@ -37,3 +38,4 @@ FETCHER = web.AppKey("fetcher", Fetcher)
 TUS = web.AppKey("tus", TusUploads)
 LIBRARY = web.AppKey("library", Library)
 JOB_RESULTS = web.AppKey("job_results", JobResults)
+UPLOAD_REQUESTS = web.AppKey("upload_requests", UploadRequests)

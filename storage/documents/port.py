@@ -20,7 +20,7 @@ Document = dict[str, Any]
 Filter = dict[str, Any]
 
 COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses", "job_results",
-               "upload_tags")
+               "upload_tags", "upload_requests")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
@@ -32,6 +32,8 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "statuses": ("author_id", "added_at"),
     "job_results": ("expires_at",),
     "upload_tags": ("user_id",),
+    # not unique: presigned requests have no token, and 256 random bits do not collide
+    "upload_requests": ("token_hash", "expires_at"),
 }
 
 

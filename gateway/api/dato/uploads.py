@@ -8,6 +8,8 @@ Metadata changes answer at once.
 """
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from gateway.api.common import base_url, require_user
@@ -38,8 +40,13 @@ async def create_upload(request: web.Request) -> web.Response:
     details = upload_attributes(attributes, CREATABLE)
     if "path" not in details:
         raise jsonapi.invalid_field("path", "VALIDATION_REQUIRED", "path is required: an upload request's id")
-    file = await request.app[UPLOAD_REQUESTS].take(user, details.pop("path"))
-    media = await request.app[LIBRARY].create(user, file, details)
+    requests = request.app[UPLOAD_REQUESTS]
+    file = await requests.take(user, details.pop("path"))
+    try:
+        media = await request.app[LIBRARY].create(user, file, details)
+    except BaseException:
+        await asyncio.shield(requests.give_back(file))  # the request's again: takeable, or swept on expiry
+        raise
     return jsonapi.job_accepted(await request.app[JOB_RESULTS].start(user, media_id=media.id, status=201))
 
 
@@ -65,8 +72,13 @@ async def update_upload(request: web.Request) -> web.Response:
         details["filename"] = details.pop("basename") + split_filename(current.title)[1]
     if "path" not in details:
         return jsonapi.one(upload_json(base_url(request), await library.update(user, media_id, details)))
-    file = await request.app[UPLOAD_REQUESTS].take(user, details.pop("path"))
-    media = await library.replace_file(user, media_id, file, details, keep_url=strategy == "keep_url")
+    requests = request.app[UPLOAD_REQUESTS]
+    file = await requests.take(user, details.pop("path"))
+    try:
+        media = await library.replace_file(user, media_id, file, details, keep_url=strategy == "keep_url")
+    except BaseException:
+        await asyncio.shield(requests.give_back(file))
+        raise
     return jsonapi.job_accepted(await request.app[JOB_RESULTS].start(user, media_id=media.id, status=200))
 
 
