@@ -208,8 +208,10 @@ async def test_errors_are_json_api_and_change_nothing(stack):
         assert reply.status == 415 and "application/json" in reply.headers["Content-Type"]
 
     _, still = await dato.call("GET", path, expect=200)
-    assert still["data"]["attributes"]["author"] is None and still["data"]["attributes"]["filename"] == "mine.png"
-    assert still["data"]["attributes"]["md5"] == md5(png(3, 3))  # only the valid new file landed
+    # Only the one valid change landed: the new file (with its name), no author, no tags.
+    attributes = still["data"]["attributes"]
+    assert (attributes["author"], attributes["tags"], attributes["filename"]) == (None, [], "x.png")
+    assert attributes["md5"] == md5(png(3, 3))
 
 
 @pytest.mark.parametrize("stack", ["local+sqlite"], indirect=True)

@@ -174,7 +174,7 @@ FIELD_FILTERS = {"md5": ("md5", ("eq",)), "size": ("size", ("eq", "gt", "gte", "
                  "author": ("author", ("eq",)), "copyright": ("copyright", ("eq",)), "notes": ("notes", ("eq",)),
                  "filename": ("title", ("eq",)), "tags": ("tags", ("contains",)), "type": ("", ("eq", "neq"))}
 OPERATORS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "contains": "$has"}
-FILTER_KEY = re.compile(r"^filter\[fields\]\[([a-z_]+)\]\[([a-z]+)\]$")
+FILTER_KEY = re.compile(r"^filter\[fields\]\[([a-z0-9_]+)\]\[([a-z]+)\]$")
 
 
 def page_of(request: web.Request) -> tuple[int, int]:
