@@ -38,10 +38,17 @@ class Settings:
     s3_access_key: str = _setting("", "GATEWAY_S3_ACCESS_KEY")
     s3_secret_key: str = _setting("", "GATEWAY_S3_SECRET_KEY")
     s3_part_size: int = _setting(8 * MiB, "GATEWAY_S3_PART_SIZE", "multipart part size, >= 5 MiB")
+    s3_public_endpoint: str = _setting("", "GATEWAY_S3_PUBLIC_ENDPOINT",
+                                       "the S3 endpoint as clients reach it; set, DatoCMS upload requests hand "
+                                       "out presigned S3 PUT URLs (the bytes bypass the gateway); empty = the "
+                                       "gateway receives the bytes itself")
     document_store: str = _setting("sqlite", "GATEWAY_DOCUMENT_STORE", "sqlite | mongodb")
     mongodb_uri: str = _setting("mongodb://127.0.0.1:27017/gateway", "GATEWAY_MONGODB_URI")
     mongodb_database: str = _setting("gateway", "GATEWAY_MONGODB_DATABASE", "used when the URI names none")
     upload_expiry: int = _setting(86400, "GATEWAY_UPLOAD_EXPIRY", "seconds an unfinished upload lives")
+    upload_request_expiry: int = _setting(3600, "GATEWAY_UPLOAD_REQUEST_EXPIRY",
+                                          "seconds a DatoCMS upload request's URL accepts the file, and its file "
+                                          "waits to be taken by POST /dato/uploads before it is swept")
     token_cache: float = _setting(5.0, "GATEWAY_TOKEN_CACHE",
                                   "seconds an authenticated token is remembered; revocation takes this long; 0 = off")
     upload_lease: float = _setting(5.0, "GATEWAY_UPLOAD_LEASE",
@@ -77,6 +84,8 @@ class Settings:
     job_attempts: int = _setting(5, "GATEWAY_JOB_ATTEMPTS", "tries before a job is marked failed")
     job_lease: float = _setting(30.0, "GATEWAY_JOB_LEASE", "seconds a claimed job stays owned without renewal")
     job_backoff: float = _setting(2.0, "GATEWAY_JOB_BACKOFF", "first retry delay in seconds; doubles each try")
+    job_result_expiry: int = _setting(86400, "GATEWAY_JOB_RESULT_EXPIRY",
+                                      "seconds a DatoCMS job result (/dato/job-results/ID) stays readable")
     thumbnail_sizes: str = _setting("64,128,512,1080", "GATEWAY_THUMBNAIL_SIZES", "bounding squares in px")
     max_image_pixels: int = _setting(50_000_000, "GATEWAY_MAX_IMAGE_PIXELS", "larger images are not decoded")
     decode_memory: int = _setting(512 * MiB, "GATEWAY_DECODE_MEMORY",
@@ -104,6 +113,8 @@ class Settings:
             "document_store": self.document_store in ("sqlite", "mongodb") or "must be 'sqlite' or 'mongodb'",
             "s3_part_size": self.s3_part_size >= S3_MIN_PART_SIZE or f"must be at least {S3_MIN_PART_SIZE} (5 MiB)",
             "upload_expiry": self.upload_expiry > 0 or "must be positive",
+            "upload_request_expiry": 0 < self.upload_request_expiry <= 7 * 86400
+            or "must be 1 s to 7 days (the longest an S3 presigned URL lives)",
             "upload_lease": self.upload_lease > 0 or "must be positive",
             "token_cache": 0 <= self.token_cache <= 300 or "must be 0-300 seconds",
             "max_upload_size": self.max_upload_size > 0 or "must be positive",
@@ -123,6 +134,7 @@ class Settings:
             "job_attempts": self.job_attempts >= 1 or "must be at least 1",
             "job_lease": self.job_lease > 0 or "must be positive",
             "job_backoff": self.job_backoff >= 0 or "must not be negative",
+            "job_result_expiry": self.job_result_expiry > 0 or "must be positive",
             "thumbnail_sizes": _sizes_ok(self.thumbnail_sizes) or "must be comma-separated pixel sizes, 1-4096",
             "max_image_pixels": self.max_image_pixels > 0 or "must be positive",
             "decode_memory": self.decode_memory > 0 or "must be positive",
@@ -133,6 +145,9 @@ class Settings:
             "vimeo_oembed_url": self.vimeo_oembed_url.startswith(("http://", "https://"))
             or "must start with http:// or https://",
             "public_url": (not self.public_url or self.public_url.startswith(("http://", "https://")))
+            or "must start with http:// or https://",
+            "s3_public_endpoint": (not self.s3_public_endpoint
+                                   or self.s3_public_endpoint.startswith(("http://", "https://")))
             or "must start with http:// or https://",
             "s3_endpoint": (self.object_store != "s3" or not self.s3_endpoint
                             or self.s3_endpoint.startswith(("http://", "https://")))

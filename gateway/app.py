@@ -14,19 +14,26 @@ from gateway.api import admin, catalog, chunks, console, content, files, media, 
 from gateway.core import catalog as catalog_kinds
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
+from gateway.core.job_results import JobResults
 from gateway.core.jobs import JobQueue
+from gateway.core.library import Library
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.media_store import MediaStore
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
+from gateway.core.upload_requests import UploadRequests
 from gateway.core.uploads import Uploads
-from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOBS, LINKS, MEDIA, METRICS, OBJECTS, PROCESSING,
-                          SETTINGS, STATUSES, TAGS, TUS, UPLOADS, USERS)
+from gateway.keys import (CATEGORIES, DOCUMENTS, FETCHER, JOB_RESULTS, JOBS, LIBRARY, LINKS, MEDIA, METRICS, OBJECTS,
+                          PROCESSING, SETTINGS, STATUSES, TAGS, TUS, UPLOAD_REQUESTS, UPLOADS, USERS)
 from gateway.metrics import Metrics, watch_loop_lag
 from gateway.api.dato import jsonapi as dato_jsonapi
+from gateway.api.dato import job_results as dato_job_results
 from gateway.api.dato import rate_limit as dato_rate_limit
+from gateway.api.dato import upload_requests as dato_upload_requests
+from gateway.api.dato import upload_tags as dato_upload_tags
+from gateway.api.dato import uploads as dato_uploads
 from gateway.middlewares import ERROR_SHAPES, add_request_id, errors, observe
 from gateway.trailing_slash import accept_either_slash
 from gateway.outbound import Fetcher
@@ -56,11 +63,14 @@ async def _sweeper(app: web.Application):
     async def sweep_forever():
         while True:
             await asyncio.sleep(app[SETTINGS].sweep_interval)
-            try:
-                swept = await app[UPLOADS].sweep()
-                app[METRICS].uploads_expired.inc(swept)
-            except Exception:
-                log.exception("sweep failed")  # a store outage must not end the sweeper
+            for name, sweep in (("uploads", app[UPLOADS].sweep), ("upload requests", app[UPLOAD_REQUESTS].sweep),
+                                ("job results", app[JOB_RESULTS].sweep)):
+                try:
+                    swept = await sweep()
+                    if name == "uploads":
+                        app[METRICS].uploads_expired.inc(swept)
+                except Exception:
+                    log.exception("sweep failed", extra={"sweep": name})  # an outage must not end the sweeper
 
     task = asyncio.create_task(sweep_forever())
     yield
@@ -123,9 +133,14 @@ def create_app(settings: Settings, *, documents: DocumentStore | None = None,
                            max_page=settings.fetch_max_page, max_image=settings.fetch_max_image,
                            max_pixels=settings.max_image_pixels)
     app[TUS] = TusUploads(app[UPLOADS], app[MEDIA], app[JOBS])
+    app[UPLOAD_REQUESTS] = UploadRequests(app[DOCUMENTS], app[OBJECTS], expiry=settings.upload_request_expiry,
+                                          max_size=settings.max_upload_size, lease=settings.upload_lease)
+    app[LIBRARY] = Library(app[MEDIA], media_store, app[PROCESSING], app[OBJECTS], app[DOCUMENTS])
+    app[JOB_RESULTS] = JobResults(app[DOCUMENTS], expiry=settings.job_result_expiry)
     app.on_response_prepare.extend([add_request_id, tus.cors_and_version, dato_rate_limit.add_headers])
     app.cleanup_ctx.extend([_stores, _sweeper, _workers])
-    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console):
+    for module in (chunks, upload_state, media, files, catalog, statuses, content, ops, tus, admin, console,
+                   dato_upload_requests, dato_uploads, dato_job_results, dato_upload_tags):
         app.add_routes(module.routes)
     app.add_routes(openapi.routes)  # GET /openapi.json, built from the routes above
     return app

@@ -23,7 +23,8 @@ def object_store(settings: Settings, staging: BlobStaging | None) -> ObjectStore
 
         return S3ObjectStore(endpoint=settings.s3_endpoint, bucket=settings.s3_bucket, region=settings.s3_region,
                              access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
-                             part_size=settings.s3_part_size, staging=staging, timeout=settings.backend_timeout)
+                             part_size=settings.s3_part_size, staging=staging, timeout=settings.backend_timeout,
+                             public_endpoint=settings.s3_public_endpoint)
     from storage.objects.local import LocalObjectStore
 
     return LocalObjectStore(settings.data_dir)

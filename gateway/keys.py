@@ -6,12 +6,15 @@ from aiohttp import web
 from config.settings import Settings
 from gateway.core.auth import Users
 from gateway.core.catalog import Catalog
+from gateway.core.job_results import JobResults
 from gateway.core.jobs import JobQueue
+from gateway.core.library import Library
 from gateway.core.link_media import LinkMedia
 from gateway.core.media import MediaService
 from gateway.core.processing import Processing
 from gateway.core.statuses import Statuses
 from gateway.core.tus import TusUploads
+from gateway.core.upload_requests import UploadRequests
 from gateway.core.uploads import Uploads
 from gateway.metrics import Metrics
 from gateway.outbound import Fetcher
@@ -33,3 +36,6 @@ STATUSES = web.AppKey("statuses", Statuses)
 LINKS = web.AppKey("links", LinkMedia)
 FETCHER = web.AppKey("fetcher", Fetcher)
 TUS = web.AppKey("tus", TusUploads)
+LIBRARY = web.AppKey("library", Library)
+JOB_RESULTS = web.AppKey("job_results", JobResults)
+UPLOAD_REQUESTS = web.AppKey("upload_requests", UploadRequests)

@@ -78,7 +78,8 @@ async def stack(request, tmp_path):
                    GATEWAY_S3_ACCESS_KEY=s3.access_key, GATEWAY_S3_SECRET_KEY=s3.secret_key)
         make_objects = lambda settings, documents: S3ObjectStore(  # noqa: E731
             endpoint=s3.endpoint, bucket=S3_BUCKET, region="us-east-1", access_key=s3.access_key,
-            secret_key=s3.secret_key, part_size=settings.s3_part_size, staging=documents)
+            secret_key=s3.secret_key, part_size=settings.s3_part_size, staging=documents,
+            public_endpoint=settings.s3_public_endpoint)
     else:
         make_objects = lambda settings, documents: LocalObjectStore(tmp_path)  # noqa: E731
     built = Stack(request.param, env, make_documents, make_objects)

@@ -137,6 +137,18 @@ def _peak_bytes_per_pixel(mode: str, transparency: bool) -> int:
     return decoded + converted + (4 if alpha else 0) + 2
 
 
+def shrink_shown(img: ImageFile.ImageFile, box: int) -> Image.Image:
+    """The first frame of an opened image as viewers show it (EXIF orientation applied),
+    fitted to a box x box square, in L, LA, RGB or RGBA: decoded as small as JPEG DCT
+    scaling allows, the way make_thumbnails starts. The caller has checked the pixel
+    cap on the header size. Raises NotAnImage for pixels that do not decode."""
+    width, height = img.size  # before draft() shrinks it
+    draft_box, orientation = _decode(img, box)
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    return _first_step(_normalize_mode(img), _fit(width, height, box), draft_box, orientation)
+
+
 def _check_sizes(sizes: tuple[int, ...]) -> list[int]:
     boxes = list(dict.fromkeys(sizes))
     if not boxes or any(not isinstance(s, int) or s < 1 for s in boxes):

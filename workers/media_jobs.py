@@ -1,13 +1,15 @@
-"""Thin handlers for the ``probe`` and ``thumbnails`` jobs of stored files.
+"""Thin handlers for the ``probe``, ``thumbnails`` and ``attributes`` jobs of stored files.
 
 Core decides which jobs a media needs and records their results
 (``gateway.core.processing``); these handlers only do the work. ``probe`` runs the
-one probe (``gateway.core.sniff``) on the stored file. ``thumbnails`` reads the
-image (the file, or a link's copied preview image) into a temporary file (images
-need random access; nothing is held whole in memory) and runs Pillow in an
-executor so the event loop never stalls; decodes first reserve their estimated
-memory from the process's DecodeBudget (GATEWAY_DECODE_MEMORY), so peak memory
-does not grow with the number of workers.
+one probe (``gateway.core.sniff``) on the stored file, and computes the md5 of a
+file whose bytes never streamed through the gateway (its ``md5`` is None).
+``thumbnails`` and ``attributes`` (blurhash, thumbhash, colours, EXIF:
+``workers.image_attributes``) read the image (the file, or a link's copied preview
+image) into a temporary file (images need random access; nothing is held whole in
+memory) and run Pillow in an executor so the event loop never stalls; decodes
+first reserve their estimated memory from the process's DecodeBudget
+(GATEWAY_DECODE_MEMORY), so peak memory does not grow with the number of workers.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ from gateway.core import sniff
 from gateway.core.jobs import Job
 from gateway.core.media_model import Thumbnail
 from gateway.core.object_files import downloaded
-from gateway.core.processing import PROBE, THUMBNAILS, Processing
+from gateway.core.processing import ATTRIBUTES, PROBE, THUMBNAILS, Processing
 from storage.objects.port import ObjectStore
-from workers import imaging
+from workers import image_attributes, imaging
+from workers.checksum import stored_md5
 from workers.decode_budget import TRIM_ABOVE, DecodeBudget, release_freed_memory
 from workers.runner import JobHandler, PermanentError
 
@@ -49,16 +52,19 @@ class MediaJobs:
     @property
     def handlers(self) -> dict[str, JobHandler]:
         return {PROBE.name: JobHandler(self.probe, self.processing.failed),
-                THUMBNAILS.name: JobHandler(self.thumbnails, self.processing.failed)}
+                THUMBNAILS.name: JobHandler(self.thumbnails, self.processing.failed),
+                ATTRIBUTES.name: JobHandler(self.attributes, self.processing.failed)}
 
     async def probe(self, job: Job) -> dict[str, Any]:
         media = await self.processing.current(job)
         if media is None:
             return {"skipped": "media gone or replaced"}
-        found = await sniff.probe_stored(self.objects, media.key, media.size, self.executor)
+        size = media.size if media.size is not None else (await self.objects.stat(media.key)).size
+        found = await sniff.probe_stored(self.objects, media.key, size, self.executor)
+        checksum = {} if media.md5 is not None else {"md5": await stored_md5(self.objects, media.key, self.executor)}
         await self.processing.probed(job, mime_type=found.mime_type, kind=found.kind, size=found.size,
-                                     image_width=found.width, image_height=found.height, mode=found.mode)
-        return {"kind": found.kind, "mime_type": found.mime_type}
+                                     image_width=found.width, image_height=found.height, mode=found.mode, **checksum)
+        return {"kind": found.kind, "mime_type": found.mime_type, **checksum}
 
     async def thumbnails(self, job: Job) -> dict[str, Any]:
         media = await self.processing.current(job)
@@ -79,21 +85,39 @@ class MediaJobs:
         await self.processing.settle(job, {"thumbnails": tuple(listed)})
         return {"thumbnails": [t.size for t in listed]}
 
+    async def attributes(self, job: Job) -> dict[str, Any]:
+        media = await self.processing.current(job)
+        if media is None:
+            return {"skipped": "media gone or replaced"}
+        async with downloaded(self.objects, media.image_source_key) as path:
+            try:
+                found = await self._derive_attributes(path)
+            except sniff.NotAnImage as exc:
+                raise PermanentError(exc.reason, str(exc)) from None
+        await self.processing.settle(job, found.as_changes())
+        return {"blurhash": found.blurhash, "colors": len(found.colors)}
+
     async def _make_thumbnails(self, path: Path) -> list[imaging.Thumbnail]:
         """Decode within the process's memory budget, then hand big decodes' memory back to the OS."""
         cost = await self._in_executor(imaging.decode_cost, path, self.thumbnail_sizes, max_pixels=self.max_pixels)
         async with self.decode_budget.reserve(cost):
-            return await self._in_executor(_thumbnails_then_trim, path, self.thumbnail_sizes, self.max_pixels,
-                                           trim=cost > TRIM_ABOVE)
+            return await self._in_executor(_then_trim, imaging.make_thumbnails, path, self.thumbnail_sizes,
+                                           max_pixels=self.max_pixels, trim=cost > TRIM_ABOVE)
+
+    async def _derive_attributes(self, path: Path) -> image_attributes.ImageAttributes:
+        """Like thumbnails: within the decode budget, big decodes' memory handed back after."""
+        cost = await self._in_executor(image_attributes.decode_cost, path, max_pixels=self.max_pixels)
+        async with self.decode_budget.reserve(cost):
+            return await self._in_executor(_then_trim, image_attributes.image_attributes, path,
+                                           max_pixels=self.max_pixels, trim=cost > TRIM_ABOVE)
 
     async def _in_executor(self, function, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: function(*args, **kwargs))
 
 
-def _thumbnails_then_trim(path: Path, sizes: tuple[int, ...], max_pixels: int, *,
-                          trim: bool) -> list[imaging.Thumbnail]:
+def _then_trim(decode, *args, trim: bool, **kwargs):
     try:
-        return imaging.make_thumbnails(path, sizes, max_pixels=max_pixels)
-    finally:  # the decoded pixels are gone once make_thumbnails returns
+        return decode(*args, **kwargs)
+    finally:  # the decoded pixels are gone once the decode returns
         if trim:
             release_freed_memory()

@@ -161,8 +161,16 @@ class Media:
         doc = dataclasses.asdict(self)
         # Derived, stored for people reading the database (and for queries); never read back.
         doc.update(processing=self.processing, processing_error=self.processing_error,
-                   image_copy_key=self.image_copy.key if self.image_copy else None)
+                   image_copy_key=self.image_copy.key if self.image_copy else None, search_text=self.search_text)
         return doc
+
+    @property
+    def search_text(self) -> str:
+        """What a text search looks in, lower-cased: the name, the DatoCMS details, alt texts and titles."""
+        described = [value for meta in self.default_field_metadata.values() for name, value in meta.items()
+                     if name in ("alt", "title") and isinstance(value, str)]
+        parts = [self.title, self.description, self.author, self.copyright, self.notes, *self.tags, *described]
+        return "\n".join(part for part in parts if part).lower()
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Media":

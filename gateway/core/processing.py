@@ -1,7 +1,8 @@
 """Background processing of media: which jobs a change needs, and what their results change.
 
 Core decides the jobs (a finished upload owes a ``probe``, a probed image owes
-``thumbnails``, a preview image set on a link owes ``thumbnails``, a link whose
+``thumbnails`` and its derived ``attributes`` (blurhash, thumbhash, colours, EXIF),
+a preview image set on a link owes ``thumbnails``, a link whose
 preview did not come in time owes ``link_preview``); workers only run them and
 report back through ``settle`` or ``failed``. A job carries the input it was made
 for (the file's key, the link's URL); a result for input the media no longer has
@@ -29,8 +30,9 @@ class JobKind:
 
 PROBE = JobKind("probe", lambda media: {"key": media.key})
 THUMBNAILS = JobKind("thumbnails", lambda media: {"key": media.image_source_key})
+ATTRIBUTES = JobKind("attributes", lambda media: {"key": media.image_source_key})
 LINK_PREVIEW = JobKind("link_preview", lambda media: {"url": media.url})
-KINDS = {kind.name: kind for kind in (PROBE, THUMBNAILS, LINK_PREVIEW)}
+KINDS = {kind.name: kind for kind in (PROBE, THUMBNAILS, ATTRIBUTES, LINK_PREVIEW)}
 
 
 class Processing:
@@ -51,6 +53,12 @@ class Processing:
     def wants_thumbnails(self, media: Media) -> bool:
         return self.thumbnails and media.image_source_key is not None and media.is_image
 
+    @staticmethod
+    def wants_attributes(media: Media) -> bool:
+        """A stored image file: DatoCMS shows its blurhash, thumbhash, colours and EXIF
+        (thumbnail sizes or not)."""
+        return media.is_file and media.is_image
+
     # what workers report
 
     async def current(self, job: Job) -> Media | None:
@@ -69,16 +77,19 @@ class Processing:
         return await self.store.change(job["subject"], apply)
 
     async def probed(self, job: Job, **measured: Any) -> Media | None:
-        """The probe's results; an image whose size is now known owes thumbnails."""
+        """The probe's results; an image whose size is now known owes thumbnails and attributes."""
         def apply(media: Media) -> Media | None:
             if not self._is_current(media, job):
                 return None
             done = media.settled(PROBE.name, **measured)
-            return done.owing(THUMBNAILS.name) if self.wants_thumbnails(done) else done
+            if self.wants_thumbnails(done):
+                done = done.owing(THUMBNAILS.name)
+            return done.owing(ATTRIBUTES.name) if self.wants_attributes(done) else done
 
         media = await self.store.change(job["subject"], apply)
-        if media is not None and THUMBNAILS.name in media.owed:
-            await self.start(media, THUMBNAILS, again=True)
+        for kind in (THUMBNAILS, ATTRIBUTES):
+            if media is not None and kind.name in media.owed:
+                await self.start(media, kind, again=True)
         return media
 
     async def failed(self, job: Job, error: str) -> None:

@@ -19,7 +19,8 @@ from storage.errors import ObjectNotFound
 Document = dict[str, Any]
 Filter = dict[str, Any]
 
-COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses")
+COLLECTIONS = ("users", "media", "uploads", "jobs", "categories", "tags", "statuses", "job_results",
+               "upload_tags", "upload_requests")
 # Secondary indexes created at start-up: collection -> fields (unique marked with "!").
 INDEXES: dict[str, tuple[str, ...]] = {
     "users": ("!username", "!token_hash"),
@@ -29,6 +30,10 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "categories": ("!slug", "order"),
     "tags": ("!name",),
     "statuses": ("author_id", "added_at"),
+    "job_results": ("expires_at",),
+    "upload_tags": ("user_id",),
+    # not unique: presigned requests have no token, and 256 random bits do not collide
+    "upload_requests": ("token_hash", "expires_at"),
 }
 
 

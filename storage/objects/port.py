@@ -2,9 +2,10 @@
 
 Two capabilities, in the spirit of tusd's DataStore: plain objects (put, get with a
 byte range, stat, delete) and resumable upload targets (begin, append, complete,
-abort). Upload state is a small JSON-able dict that the core keeps in the upload
-session document, so any gateway instance can continue any upload: the adapter
-holds nothing between calls.
+abort); plus an optional one, ``PresignedPuts`` (URLs a client PUTs to directly),
+which only some stores offer. Upload state is a small JSON-able dict that the core
+keeps in the upload session document, so any gateway instance can continue any
+upload: the adapter holds nothing between calls.
 
 An append either stores all ``length`` bytes durably and returns the new state, or
 raises and leaves the previous state valid (bytes it wrote are ignored and cleaned
@@ -111,6 +112,25 @@ class ObjectStore(Protocol):
 
     async def abort(self, state: UploadState) -> None:
         """Forget an unfinished upload and everything it staged. Idempotent."""
+
+
+class PresignedPuts(Protocol):
+    """Optional capability: a URL a client PUTs an object's bytes to directly, bypassing the gateway.
+
+    Like tusd's optional interfaces, a store offers it by having it (the S3 adapter,
+    when it knows an endpoint clients can reach); check with ``presigns_puts(store)``.
+    The URL signs no Content-Type, so the client may send any; nothing bounds the size
+    the client sends, so whoever takes the object checks it.
+    """
+
+    presigned_puts: bool  # False when the store cannot hand out such URLs (no public endpoint)
+
+    def presigned_put(self, key: str, expires_in: int) -> str:
+        """An absolute URL that accepts one PUT of ``key``'s bytes for ``expires_in`` seconds."""
+
+
+def presigns_puts(store: object) -> bool:
+    return bool(getattr(store, "presigned_puts", False)) and callable(getattr(store, "presigned_put", None))
 
 
 async def read_exactly(chunks: Chunks, length: int, piece: int) -> AsyncIterator[bytes]:

@@ -71,8 +71,12 @@ class S3ObjectStore:
     name = "s3"
 
     def __init__(self, *, endpoint: str, bucket: str, region: str, access_key: str, secret_key: str,
-                 part_size: int, staging: BlobStaging | None, timeout: float = 30.0) -> None:
+                 part_size: int, staging: BlobStaging | None, timeout: float = 30.0,
+                 public_endpoint: str = "") -> None:
         self.bucket = bucket
+        self.public_endpoint = public_endpoint  # S3 as clients reach it: enables presigned PUTs
+        self.presigned_puts = bool(public_endpoint)
+        self._presigner = None
         self.part_size = part_size
         self.staging = staging
         self.timeout = timeout
@@ -102,6 +106,9 @@ class S3ObjectStore:
         self._s3 = None
 
     async def open(self) -> None:
+        if self.public_endpoint:
+            # Building a botocore client reads its service model from disk: off the event loop.
+            self._presigner = await asyncio.to_thread(self._make_presigner)
         self._s3 = await self._stack.enter_async_context(get_session().create_client("s3", **self._client_args))
         self._s3.meta.events.register("before-send.s3", self._count)
         bound_every_call(self._s3, self.timeout)
@@ -162,6 +169,36 @@ class S3ObjectStore:
     async def delete(self, key: str) -> None:
         with _translated(key):
             await self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    # presigned PUTs (the optional PresignedPuts capability)
+
+    def _make_presigner(self):
+        """A plain botocore client whose endpoint is the public one; it only signs (no request
+        is ever sent through it), so it needs no event loop and no network."""
+        import botocore.session
+        from botocore.config import Config
+
+        args = self._client_args
+        client = botocore.session.get_session().create_client(
+            "s3", endpoint_url=self.public_endpoint, region_name=args["region_name"],
+            aws_access_key_id=args["aws_access_key_id"], aws_secret_access_key=args["aws_secret_access_key"],
+            # Path style: a public endpoint is a host of its own (an S3-compatible server or a
+            # proxy), where bucket.host names would not resolve.
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          request_checksum_calculation="when_required",
+                          response_checksum_validation="when_required"))
+        return client
+
+    def presigned_put(self, key: str, expires_in: int) -> str:
+        """A SigV4 query-signed PUT of ``key``. Only the host is signed: no Content-Type (the
+        client sends its own, and SeaweedFS answers 403 when it differs from a signed one) and
+        no length (whoever takes the object checks its size)."""
+        if self._presigner is None:
+            raise BackendUnavailable("s3", "presigned PUTs need GATEWAY_S3_PUBLIC_ENDPOINT and an opened store")
+        with _translated(key):
+            return self._presigner.generate_presigned_url(
+                "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=max(1, int(expires_in)),
+                HttpMethod="PUT")
 
     # resumable upload targets
 

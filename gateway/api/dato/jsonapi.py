@@ -49,8 +49,10 @@ def invalid_field(field: str, code: str = "VALIDATION_INVALID", message: str = "
 
 
 def error_body(status: int, code: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {"data": [{"id": uuid.uuid4().hex[:12], "type": "api_error",
-                      "attributes": {"code": code, "details": details, "doc_url": DOC_URL}}]}
+    attributes: dict[str, Any] = {"code": code, "details": details, "doc_url": DOC_URL}
+    if status == 503:
+        attributes["transient"] = True  # the client waits and retries a transient error by itself
+    return {"data": [{"id": uuid.uuid4().hex[:12], "type": "api_error", "attributes": attributes}]}
 
 
 def render_error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -117,3 +119,84 @@ async def read_resource(request: web.Request, kind: str) -> tuple[str | None, di
         raise DatoError(422, "INVALID_FORMAT", {"message": "attributes and relationships must be objects"})
     resource_id = data.get("id")
     return (str(resource_id) if resource_id is not None else None), attributes, relationships
+
+
+# OpenAPI pieces the dialect's route modules share (see gateway/openapi.py)
+
+BEARER = [{"bearerAuth": []}]
+_ERROR_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["id", "type", "attributes"],
+        "properties": {"id": {"type": "string"}, "type": {"const": "api_error"},
+                       "attributes": {"type": "object", "required": ["code", "details"],
+                                      "properties": {"code": {"type": "string", "example": "INVALID_FIELD"},
+                                                     "details": {"type": "object"},
+                                                     "doc_url": {"type": "string"},
+                                                     "transient": {"type": "boolean"}}}}}}},
+}
+RATE_HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests this token may make per window.",
+                          "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in this window.",
+                              "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+}
+ERROR_MEANINGS = {
+    401: "`INVALID_AUTHORIZATION_HEADER`: no token, or an unknown one.",
+    404: "`NOT_FOUND`: no such item, or not this token's.",
+    413: "`FILE_TOO_BIG`: over the upload size limit.",
+    415: "`INVALID_FORMAT`: the body is not JSON.",
+    422: "`INVALID_FIELD` (the attribute is in `details.field`), `INVALID_FORMAT` or `INVALID_FILTER`.",
+    429: "`RATE_LIMIT_EXCEEDED`: wait `X-RateLimit-Reset` seconds.",
+    503: "A storage backend is down or slow (`transient`: the client retries).",
+}
+
+
+def doc_errors(*statuses: int) -> dict[str, Any]:
+    """Documented error replies (JSON:API errors, always ``application/json``)."""
+    out = {}
+    for status in statuses:
+        headers = dict(RATE_HEADERS)
+        if status == 429:
+            headers["X-RateLimit-Reset"] = {"description": "Whole seconds to wait.", "required": True,
+                                            "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+        if status == 503:
+            headers["Retry-After"] = {"description": "Seconds to wait.", "schema": {"type": "string"}}
+        out[str(status)] = {"description": ERROR_MEANINGS[status], "headers": headers,
+                            "content": {JSON: {"schema": _ERROR_SCHEMA}}}
+    return out
+
+
+def doc_reply(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "headers": RATE_HEADERS, "content": {JSON: {"schema": schema}}}
+
+
+def doc_resource(kind: str, attributes: dict[str, Any], *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The schema of ``{"data": {"type": kind, "id", "attributes"}}``."""
+    return {"type": "object", "required": ["data"], "properties": {"data": {
+        "type": "object", "required": ["type", "id", "attributes"],
+        "properties": {"type": {"const": kind}, "id": {"type": "string"},
+                       "attributes": {"type": "object", "required": list(required), "properties": attributes},
+                       "relationships": {"type": "object"}}}}}
+
+
+def doc_body(kind: str, attributes: dict[str, Any], *, required: tuple[str, ...] = (),
+             relationships: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A request document for ``kind``, sent as ``application/json`` (``vnd.api+json`` is read too)."""
+    data: dict[str, Any] = {
+        "type": "object", "required": ["type", "attributes"] if required else ["type"],
+        "properties": {"type": {"const": kind}, "id": {"type": "string"},
+                       "attributes": {"type": "object", "required": list(required), "properties": attributes,
+                                      "additionalProperties": False}}}
+    if relationships:
+        data["required"] = [*data["required"], "relationships"]
+        data["properties"]["relationships"] = {"type": "object", "required": list(relationships),
+                                               "properties": relationships}
+    return {"required": True, "content": {JSON: {"schema": {"type": "object", "required": ["data"],
+                                                            "properties": {"data": data}}}}}
+
+
+JOB = doc_reply("Accepted: poll `GET /dato/job-results/{id}` with this id.", {
+    "type": "object", "required": ["data"], "properties": {"data": {
+        "type": "object", "required": ["type", "id"],
+        "properties": {"type": {"const": "job"}, "id": {"type": "string"}}}}})
