@@ -1,9 +1,8 @@
 """Rate limits under /dato: X-RateLimit-* on every reply, 429 with X-RateLimit-Reset, bounded memory.
 
-The gateway runs on local storage and SQLite through aiohttp's test client. Two
-routes are added by this test only, to see the headers on an authenticated
-success, on the real 401 of ``require_user`` and on a streamed reply, whatever
-the dialect's own routes are; the limiter's clock is a fake one, so a window ends
+The gateway runs on local storage and SQLite through aiohttp's test client. No
+route of the dialect streams its reply yet, so this test adds one of its own to
+see the headers there too; the limiter's clock is a fake one, so a window ends
 when the test says so.
 """
 from __future__ import annotations
@@ -15,12 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import SettingsError, load_settings
-from gateway.api.common import require_user
 from gateway.api.dato import rate_limit
 from gateway.app import create_app
 from gateway.keys import USERS
+from tests.dato.helpers import DATO_HEADERS, ask, put_file
 
-JSON_ROUTE, STREAM_ROUTE = "/dato/__test/whoami", "/dato/__test/stream"
+JSON_ROUTE, STREAM_ROUTE = "/dato/uploads", "/dato/__test/stream"
 
 
 class FakeClock:
@@ -29,11 +28,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-async def whoami(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    return web.json_response({"data": {"type": "user", "id": str(user.id)}})
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -54,7 +48,6 @@ async def gateway(tmp_path):
                                           "GATEWAY_DATO_RATE_WINDOW": str(window),
                                           "GATEWAY_DATO_RATE_KEYS": str(keys)})
         app = create_app(settings)
-        app.router.add_get(JSON_ROUTE, whoami)
         app.router.add_get(STREAM_ROUTE, stream)
         clock = FakeClock()
         app[rate_limit.LIMITER] = rate_limit.RateLimiter(limit, window, keys, clock=clock)
@@ -90,7 +83,7 @@ async def test_success_carries_the_budget(gateway):
 
 async def test_a_bad_tokens_401_carries_the_budget(gateway):
     client = await gateway(limit=5)
-    response = await client.get(JSON_ROUTE, headers={"Authorization": "Bearer not-a-token"})
+    response = await client.get(JSON_ROUTE, headers={**DATO_HEADERS, "Authorization": "Bearer not-a-token"})
     assert response.status == 401
     assert "application/json" in response.headers["Content-Type"]
     assert (await response.json())["data"][0]["attributes"]["code"] == "INVALID_AUTHORIZATION_HEADER"
@@ -104,6 +97,15 @@ async def test_an_unknown_dato_routes_404_is_json_and_carries_the_budget(gateway
     assert response.content_type == "application/json"
     assert (await response.json())["data"][0]["attributes"]["code"] == "NOT_FOUND"
     assert budget(response) == (5, 4)
+
+
+async def test_the_upload_put_without_a_token_counts_per_address(gateway):
+    client = await gateway(limit=5)
+    auth = await bearer(client)
+    _, url = await ask(client, auth, "photo.png")
+    stored = await put_file(client, url, b"\x89PNG not really")
+    assert stored.status < 300
+    assert budget(stored) == (5, 4)  # its own budget: the token's spent one on the upload request
 
 
 async def test_a_streamed_reply_carries_the_budget(gateway):
