@@ -14,8 +14,13 @@ The budget belongs to the ``Authorization`` header value (kept as its SHA-256,
 never the token itself); requests without one share one anonymous budget per
 client address (``request.remote``: behind a proxy, the proxy's). Every request
 under ``jsonapi.PREFIX`` counts, whatever its route, status or authentication
-(a bad token's 401 too), including the upload PUT of an upload request, which
-carries no token. Rejected requests do not count.
+(a bad token's 401 too); rejected requests do not. One exception: the PUT of a
+file to an upload request's URL is never counted nor refused (it still carries
+the headers, with its address's budget). The client cannot wait out a 429 there
+(``uploadLocalFileToS3`` only checks ``response.ok`` and throws), so many files
+uploaded at once from one address would fail; each such PUT is already paid for
+by the rate-limited ``POST /upload-requests`` that made its single-use URL; and
+a presigned S3 PUT, as on DatoCMS itself, never meets this limit either.
 
 **Limits hold per instance**: the counts live in this process's memory, so N
 gateway instances behind a load balancer allow up to N times the limit. Memory
@@ -41,6 +46,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from gateway.api.dato import jsonapi
+from gateway.api.dato.upload_requests import CONTENT_PATH
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ def client_key(request: web.BaseRequest) -> bytes:
 
 @web.middleware
 async def rate_limit(request: web.Request, handler):
-    if not applies(request):
+    if not applies(request) or (request.method == "PUT" and request.path == CONTENT_PATH):
         return await handler(request)
     verdict = request.app[LIMITER].hit(client_key(request))
     if verdict.allowed:
