@@ -41,14 +41,15 @@ async def job_result(request: web.Request) -> web.Response:
                                                                "payload": outcome.payload}))
 
 
-OPENAPI = {"/dato/job-results/{id}": {"get": {
-    "operationId": "datoJobResult", "tags": ["dato"], "summary": "A job's outcome: 404 until it is done",
-    "security": jsonapi.BEARER,
+_RESULT = {"type": "object", "required": ["data"], "properties": {"data": {
+    "type": "object", "required": ["type", "id", "attributes"],
+    "properties": {"type": {"const": "job_result"}, "id": {"type": "string"},
+                   "attributes": {"type": "object", "required": ["status", "payload"],
+                                  "properties": {"status": {"type": "integer"}, "payload": {}}}}}}}
+OPENAPI = {"/dato/job-results/{id}": {
     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-    "responses": {"200": jsonapi.doc_reply("Done: the status and body the request would have answered.", {
-        "type": "object", "required": ["data"], "properties": {"data": {
-            "type": "object", "required": ["type", "id", "attributes"],
-            "properties": {"type": {"const": "job_result"}, "id": {"type": "string"},
-                           "attributes": {"type": "object", "required": ["status", "payload"],
-                                          "properties": {"status": {"type": "integer"}, "payload": {}}}}}}}),
-        **jsonapi.doc_errors(401, 404, 429, 503)}}}}
+    "get": {"operationId": "datoJobResult", "tags": ["dato"], "summary": "A job's outcome: 404 until it is done",
+            "security": jsonapi.BEARER,
+            "responses": {"200": jsonapi.doc_reply("Done: the status and body the request would have answered.",
+                                                   _RESULT),
+                          **jsonapi.doc_errors(401, 404, 429, 503)}}}}
