@@ -145,7 +145,8 @@ def test_schemathesis_finds_nothing(tmp_path):
     site_port = free_port()
     settings = load_settings(environ={
         "GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_WORKERS": "1", "GATEWAY_FETCH_TIMEOUT": "1",
-        "GATEWAY_FETCH_ALLOW": f"127.0.0.1:{site_port}"})
+        "GATEWAY_FETCH_ALLOW": f"127.0.0.1:{site_port}",
+        "GATEWAY_DATO_RATE_LIMIT": "1000000"})  # the fuzzer's one token would spend /dato's budget in a blink
     with LiveGateway(settings) as live:
         async def start_site(app):
             runner = web.AppRunner(loopback_site())

@@ -103,7 +103,7 @@ OPENAPI = {
                                      "example": "photo.png"}}}}}}}}
             for kind in ("application/json", "application/vnd.api+json")}},
         "responses": {"201": documented("The upload request.", ref("DatoUploadRequest")),
-                      **_errors(400, 401, 415, 422, 503)},
+                      **_errors(400, 401, 415, 422, 429, 503)},
     }},
     CONTENT_PATH: {"put": {
         "operationId": "datoPutUploadRequestContent", "tags": ["dato"], "security": PUBLIC,
