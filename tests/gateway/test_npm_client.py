@@ -23,7 +23,8 @@ NPM_DIR = Path(__file__).resolve().parent.parent / "npm"
 @pytest.fixture(scope="session")
 def npm_client() -> Path:
     assert shutil.which("node") and shutil.which("npm"), "node and npm are needed (see .ci/run)"
-    if not (NPM_DIR / "node_modules" / "@selfcommunity" / "api-services").exists():
+    installed = ("@selfcommunity/api-services", "@datocms/cma-client-node", "tus-js-client")
+    if not all((NPM_DIR / "node_modules" / package).exists() for package in installed):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=NPM_DIR, check=True, timeout=600)
     return NPM_DIR / "media_client.js"
 
