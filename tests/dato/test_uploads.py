@@ -194,6 +194,9 @@ async def test_errors_are_json_api_and_change_nothing(stack):
     for method, where, document in invalid:
         status, body = await dato.call(method, where, document)
         assert (status, code(body)) == (422, "INVALID_FIELD"), (method, where, document, body)
+    empty_path = await dato.put_bytes(b"", "empty.png")
+    status, body = await dato.call("POST", "/uploads", resource("upload", path=empty_path))
+    assert (status, code(body)) == (422, "INVALID_FIELD") and "empty" in body["data"][0]["attributes"]["details"]["message"]
     foreign_path = await stranger.put_bytes(png(4, 4), "theirs.png")
     status, body = await dato.call("POST", "/uploads", resource("upload", path=foreign_path))
     assert (status, code(body)) == (422, "INVALID_FIELD")

@@ -23,6 +23,16 @@ from gateway.keys import JOB_RESULTS, LIBRARY, UPLOAD_REQUESTS
 routes = web.RouteTableDef()
 
 
+async def take_file(request: web.Request, user, path: str):
+    """The upload request's file, which must not be empty (an empty file is no upload)."""
+    requests = request.app[UPLOAD_REQUESTS]
+    file = await requests.take(user, path)
+    if file.size == 0:
+        await requests.give_back(file)
+        raise jsonapi.invalid_field("path", "VALIDATION_INVALID", "the uploaded file is empty")
+    return file
+
+
 @routes.get("/dato/uploads")
 async def list_uploads(request: web.Request) -> web.Response:
     user = await require_user(request)
@@ -41,7 +51,7 @@ async def create_upload(request: web.Request) -> web.Response:
     if "path" not in details:
         raise jsonapi.invalid_field("path", "VALIDATION_REQUIRED", "path is required: an upload request's id")
     requests = request.app[UPLOAD_REQUESTS]
-    file = await requests.take(user, details.pop("path"))
+    file = await take_file(request, user, details.pop("path"))
     try:
         media = await request.app[LIBRARY].create(user, file, details)
     except BaseException:
@@ -73,7 +83,7 @@ async def update_upload(request: web.Request) -> web.Response:
     if "path" not in details:
         return jsonapi.one(upload_json(base_url(request), await library.update(user, media_id, details)))
     requests = request.app[UPLOAD_REQUESTS]
-    file = await requests.take(user, details.pop("path"))
+    file = await take_file(request, user, details.pop("path"))
     try:
         media = await library.replace_file(user, media_id, file, details, keep_url=strategy == "keep_url")
     except BaseException:
