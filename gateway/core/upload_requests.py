@@ -9,7 +9,9 @@ Two kinds of URL:
 
 - **presigned** (an object store with the ``PresignedPuts`` capability: S3 with a
   public endpoint): the bytes go straight to S3 and never pass the gateway. Nothing
-  can bound their size there, so ``take`` checks it and deletes what is too big.
+  can bound their size there, so ``take`` checks it and deletes what is too big. The
+  URL stays valid until it expires, so ``take`` copies the file (inside the store)
+  under a key no URL names, and the sweeper deletes whatever a later PUT left.
 - **gateway**: ``receive`` takes the bytes. The URL carries a random single-use token
   (256 bits) stored only as its SHA-256, like API tokens. A PUT first claims the
   request by compare-and-set (``open`` -> ``receiving``, with a lease renewed while
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -56,6 +59,7 @@ OPEN, RECEIVING, RECEIVED, TAKEN, REJECTED, SWEPT = "open", "receiving", "receiv
 LATE_PUT_GRACE = 3600.0
 MAX_PATH = 1024  # longer is no path of ours: refused before any lookup
 SWEEP_BATCH = 500
+TAKEN_PREFIX = "taken/"  # presigned files are copied here when taken (see _own_copy)
 DEFAULT_BLOCK = 8 * 1024 * 1024
 CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 
@@ -220,8 +224,28 @@ class UploadRequests:
                                             expect={"status": doc["status"]})
         if taken is None:
             raise invalid_path("this path was already used for an upload", "taken")
-        return TakenObject(path, doc["key"], doc["hash_code"], doc["filename"], info.size,
-                           None if doc["presigned"] else doc["md5"])
+        result = TakenObject(path, doc["key"], doc["hash_code"], doc["filename"], info.size,
+                             None if doc["presigned"] else doc["md5"])
+        if doc["presigned"]:
+            try:
+                result = dataclasses.replace(result, key=await self._own_copy(doc["key"], info.size))
+            except BaseException:
+                await asyncio.shield(self.give_back(result))
+                raise
+        return result
+
+    async def _own_copy(self, key: str, size: int) -> str:
+        """A presigned URL stays valid until it expires, so its owner could PUT other bytes
+        (of any size) to its key after the take. The upload gets a copy made inside the
+        store, under a key no URL names; the sweeper deletes the original key's object
+        once the URL is dead (see ``sweep``)."""
+        own = TAKEN_PREFIX + key
+        state = await self.objects.begin(own, "application/octet-stream")
+        state = await self.objects.concatenate(state, [(key, size)])
+        await self.objects.complete(state, fence=len(state.get("parts", [])) + 1)
+        with contextlib.suppress(ObjectNotFound):
+            await self.objects.delete(key)
+        return own
 
     async def give_back(self, taken: TakenObject) -> None:
         """Undo ``take`` when the upload could not be made after all: the object is the
@@ -241,6 +265,9 @@ class UploadRequests:
                       {"presigned": True, "expires_at": {"$lt": now - LATE_PUT_GRACE}}):
             for doc in await self.documents.find(COLLECTION, where, sort=[("expires_at", 1)], limit=SWEEP_BATCH):
                 if doc["status"] == TAKEN:
+                    if doc["presigned"]:  # the upload has its own copy; this is whatever came after the take
+                        with contextlib.suppress(ObjectNotFound):
+                            await self.objects.delete(doc["key"])
                     await self.documents.delete(COLLECTION, doc["id"], expect={"status": TAKEN})
                     continue
                 if doc["status"] == RECEIVING and doc["lease_until"] >= now:

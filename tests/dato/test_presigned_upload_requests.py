@@ -86,3 +86,25 @@ async def test_presigned_objects_are_swept_after_a_grace_for_late_puts(stack):
     with pytest.raises(ObjectNotFound):
         await client.app[OBJECTS].stat(key)
     assert await documents.get("upload_requests", path) is None
+
+
+@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
+async def test_a_put_after_the_take_changes_nothing_taken(stack):
+    """The URL stays valid until it expires: bytes PUT after the take (here bigger than the limit)
+    must not become the upload's, and are deleted once the URL is dead."""
+    client, _ = await presigning(stack, GATEWAY_MAX_UPLOAD_SIZE=6 * 1024 * 1024)
+    account = await stack.user(client)
+    path, url = await ask(client, account["auth"], "clip.bin")
+    first = os.urandom(5 * 1024 * 1024 + 11)  # more than a part: copied inside S3
+    assert (await put_file(client, url, first, "application/octet-stream")).status == 200
+    taken = await take(client, account, path)
+    documents, objects = client.app[DOCUMENTS], client.app[OBJECTS]
+    original = (await documents.get("upload_requests", path))["key"]
+    assert taken.key != original and taken.size == len(first)
+    assert (await put_file(client, url, os.urandom(7 * 1024 * 1024), "application/octet-stream")).status == 200
+    assert await (await objects.get(taken.key)).read_all() == first
+    await documents.update("upload_requests", path, {"expires_at": 0.0})
+    await client.app[UPLOAD_REQUESTS].sweep()
+    with pytest.raises(ObjectNotFound):
+        await objects.stat(original)
+    assert (await objects.stat(taken.key)).size == len(first)
