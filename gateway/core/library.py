@@ -145,10 +145,8 @@ class Library:
         scope: Filter = {"key": {"$ne": None}, **where}
         if not (user.is_staff or user.is_admin):
             scope["user_id"] = user.id
-        sort = [*order, ("id", order[-1][1] if order else -1)]
-        total = await self.documents.count("media", scope)
-        found = await self.documents.find("media", scope, sort=sort, limit=limit, skip=offset)
-        return total, [Media.from_doc(doc) for doc in found]
+        sort = [*order, ("id", order[-1][1] if order else -1)]  # a stable order for paging
+        return await self.store.search(scope, sort, limit=limit, offset=offset)
 
     # upload tags: names a user has used or created, listed even when no upload carries them
 

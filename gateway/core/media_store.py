@@ -77,6 +77,13 @@ class MediaStore:
                                           skip=offset)
         return total, [Media.from_doc(doc) for doc in found]
 
+    async def search(self, where: dict[str, Any], sort: list[tuple[str, int]], *, limit: int,
+                     offset: int) -> tuple[int, list[Media]]:
+        """Media whose documents match ``where`` (the document port's filters) in ``sort`` order."""
+        total = await self.documents.count(COLLECTION, where)
+        found = await self.documents.find(COLLECTION, where, sort=sort, limit=limit, skip=offset)
+        return total, [Media.from_doc(doc) for doc in found]
+
     async def change(self, media_id: int, mutate: Mutation) -> Media | None:
         """Apply ``mutate`` (current media -> new media, or None for "leave it") atomically.
 
