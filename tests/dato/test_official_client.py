@@ -20,15 +20,13 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
 from PIL import Image
 
-NPM_DIR = Path(__file__).resolve().parent.parent / "npm"
+from tests.gateway.test_npm_client import NPM_DIR, npm_client  # noqa: F401  (the fixture)
 BURST, RATE_LIMIT = 45, 20  # more at once than two windows allow, wherever a window boundary falls
 METADATA = {
     "en": {"alt": "A zebra-striped cat", "title": "Cat", "custom_data": {"source": "test"},
@@ -38,10 +36,7 @@ METADATA = {
 
 
 @pytest.fixture(scope="session")
-def dato_client() -> Path:
-    assert shutil.which("node") and shutil.which("npm"), "node and npm are needed (see .ci/run)"
-    if not (NPM_DIR / "node_modules" / "@datocms" / "cma-client-node").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=NPM_DIR, check=True, timeout=600)
+def dato_client(npm_client) -> Path:  # noqa: F811  (npm_client installs tests/npm's packages)
     return NPM_DIR / "dato_client.js"
 
 
