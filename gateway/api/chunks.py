@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.common import base_url, read_fields, require_user
+from gateway.api.common import base_url, media_type, read_fields, require_user
 from gateway.api.media_json import media_json
 from gateway.api.multipart import MALFORMED, malformed, part_chunks, read_field, spool_part, spooled_chunks
 from gateway.core import clock
@@ -27,7 +27,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
     chunk = ChunkRange.parse(request.headers.get("Content-Range"))
     uploads = request.app[UPLOADS]
     uploads.check_size(chunk)  # refuse before reading a byte of the body
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise bad_request("invalid_content_type", "chunks are sent as multipart/form-data")
     fields = {"upload_id": request.query.get("upload_id")}
     session, started_new = None, False
