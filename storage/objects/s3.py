@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
-from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly, read_whole
 from storage.objects.s3_deadline import bound_every_call
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
@@ -175,7 +175,7 @@ class S3ObjectStore:
                      fence: Fence) -> UploadState:
         staged_size = sum(size for _, size in state["staged"])
         if staged_size + length < self.part_size:
-            data = b"".join([piece async for piece in read_exactly(chunks, length, length or 1)])
+            data = await read_whole(chunks, length)
             return {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
 
         # Enough for a part: the staged bytes (fetched together, less than one part)
