@@ -179,11 +179,13 @@ class SqliteDocumentStore:
             await self._db.close()
             self._db = None
 
-    async def _run(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+    async def _run(self, sql: str, params: Iterable[Any] = ()) -> list:
+        """All rows of one read, in one trip to aiosqlite's thread (``execute`` then
+        ``fetchone`` took two) and with the statement run to its end."""
         if self._db is None:
             raise BackendUnavailable("sqlite", "not open")
         try:
-            return await self._db.execute(sql, tuple(params))
+            return list(await self._db.execute_fetchall(sql, tuple(params)))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
@@ -242,9 +244,8 @@ class SqliteDocumentStore:
 
     @counted
     async def get(self, collection: str, id: Any) -> Document | None:
-        cursor = await self._run(f"SELECT doc FROM {_table(collection)} WHERE id = ?", (id,))
-        row = await cursor.fetchone()
-        return json.loads(row[0]) if row else None
+        rows = await self._run(f"SELECT doc FROM {_table(collection)} WHERE id = ?", (id,))
+        return json.loads(rows[0][0]) if rows else None
 
     @counted
     async def find(self, collection: str, where: Filter | None = None, *, sort: Iterable[tuple[str, int]] = (),
@@ -257,14 +258,14 @@ class SqliteDocumentStore:
         if order:
             sql += f" ORDER BY {order}"
         sql += " LIMIT ? OFFSET ?"
-        cursor = await self._run(sql, [*params, -1 if limit is None else limit, skip])
-        return [json.loads(row[0]) for row in await cursor.fetchall()]
+        rows = await self._run(sql, [*params, -1 if limit is None else limit, skip])
+        return [json.loads(row[0]) for row in rows]
 
     @counted
     async def count(self, collection: str, where: Filter | None = None) -> int:
         condition, params = _compile(where)
-        cursor = await self._run(f"SELECT COUNT(*) FROM {_table(collection)} WHERE {condition}", params)
-        return (await cursor.fetchone())[0]
+        rows = await self._run(f"SELECT COUNT(*) FROM {_table(collection)} WHERE {condition}", params)
+        return rows[0][0]
 
     @counted
     async def update(self, collection: str, id: Any, changes: Document, *,
@@ -307,8 +308,8 @@ class SqliteDocumentStore:
     @counted
     async def get_blobs(self, keys: list[str]) -> list[bytes]:
         marks = ", ".join("?" * len(keys))
-        cursor = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
-        found = {key: bytes(data) for key, data in await cursor.fetchall()}
+        rows = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
+        found = {key: bytes(data) for key, data in rows}
         return blobs_in_order(found, keys)
 
     @counted
