@@ -85,6 +85,13 @@ def _compile(where: Filter | None) -> tuple[str, list[Any]]:
 
 # Writes per transaction at most: bounds how long one commit holds the write lock.
 MAX_BATCH = 64
+# Pages of a new database file. A staged 200 KiB chunk is a chain of overflow pages that
+# SQLite writes to the WAL (two writes a page), copies at checkpoint and walks again to
+# delete: at 4 KiB that was about 300 pwrite and 140 pread calls a chunk, and a third of
+# the gateway's CPU for small chunks in the kernel. 16 KiB pages cut the calls fourfold
+# (gateway sys CPU 5.4-6.9 -> 3.8-5.6 s/GiB, one client); 64 KiB cut a little more but
+# make every small document write 64 KiB to the WAL.
+PAGE_SIZE = 16384
 
 
 @dataclass
@@ -152,6 +159,8 @@ class SqliteDocumentStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, timeout=self.timeout, isolation_level=None)
+            # Only takes effect when the file is new (then WAL mode fixes it for good).
+            await self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
