@@ -60,45 +60,19 @@ class Fence:
         if self.lease_id is not None:
             return self.epoch
         lease_id, now = uuid.uuid4().hex, clock.now()
-        epoch = self.session.get("epoch")
         if not self.new:
-            epoch = await self._lease(lease_id, now, epoch)
-        self.lease_id, self.epoch, self.renewed_at = lease_id, (epoch or 0) + 1, now
-        return self.epoch
-
-    async def _lease(self, lease_id: str, now: float, epoch: int | None) -> int | None:
-        """Take the lease by compare-and-set; the epoch it was taken at."""
-        for _ in range(5):
             taken = await self.documents.update(
                 "uploads", self.session["id"],
-                {"lease_id": lease_id, "lease_until": now + self.seconds, "epoch": (epoch or 0) + 1},
-                expect={"offset": self.start, "status": "uploading", "lease_until": {"$lt": now}, "epoch": epoch})
-            if taken is not None:
-                return epoch
-            current = await self.documents.get("uploads", self.session["id"]) or self.session
-            if current["offset"] != self.start:
-                raise wrong_offset(self.start, current["offset"])
-            if current["lease_until"] >= now or current.get("epoch") == epoch:
+                {"lease_id": lease_id, "lease_until": now + self.seconds, "epoch": self.epoch + 1},
+                expect={"offset": self.start, "status": "uploading", "lease_until": {"$lt": now},
+                        "epoch": self.session.get("epoch")})
+            if taken is None:
+                current = await self.documents.get("uploads", self.session["id"]) or self.session
+                if current["offset"] != self.start:
+                    raise wrong_offset(self.start, current["offset"])
                 raise chunk_in_progress(offset=current["offset"])
-            epoch = current.get("epoch")  # only a token was handed out meanwhile (``number``): again
-        raise chunk_in_progress(offset=self.start)
-
-    async def number(self) -> int:
-        """A fencing token without the lease, for work that may outlive the request (an S3
-        part uploaded from staged pieces in the background): the epoch, raised by
-        compare-and-set, so no other attempt, lease or complete ever gets the same one."""
-        epoch = self.session.get("epoch")
-        while True:
-            raised = await self.documents.update("uploads", self.session["id"], {"epoch": (epoch or 0) + 1},
-                                                 expect={"epoch": epoch, "status": "uploading"})
-            if raised is not None:
-                return (epoch or 0) + 1
-            current = await self.documents.get("uploads", self.session["id"])
-            if current is None or current["status"] != "uploading":
-                # Finished (or gone) meanwhile: its multipart upload takes no more parts, so
-                # whatever uses this number fails there.
-                return ((current or self.session).get("epoch") or 0) + 1
-            epoch = current.get("epoch")
+        self.lease_id, self.epoch, self.renewed_at = lease_id, self.epoch + 1, now
+        return self.epoch
 
     async def keep(self) -> None:
         """Renew the lease, if one was taken, every third of its length while bytes flow."""

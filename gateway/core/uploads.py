@@ -174,7 +174,7 @@ class Uploads:
         old_target = await self._begin(session) if new else session["target"]
         try:
             new_target = await self.objects.append(old_target, chunk.start, received(body, md5, fence),
-                                                   chunk.length, fence=fence.take, number=fence.number)
+                                                   chunk.length, fence=fence.take)
         except BaseException as exc:
             await fence.release()
             if new:
@@ -215,10 +215,7 @@ class Uploads:
         actual = self.md5_of(session)
         if actual != md5:
             raise bad_request("md5_mismatch", "md5 does not match the uploaded bytes", offset=session["offset"])
-        # A token above every one handed out, and taken so that none handed out later (a part
-        # uploaded in the background) can be the same.
-        number = await Fence(self.documents, session, session["offset"], self.lease, new=False).number()
-        info = await self.objects.complete(session["target"], fence=number)
+        info = await self.objects.complete(session["target"], fence=(session.get("epoch") or 0) + 1)
         return session, info
 
     @staticmethod

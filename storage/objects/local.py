@@ -108,7 +108,7 @@ class LocalObjectStore:
         return {"key": key, "file": name, "content_type": content_type, "size": 0, "pending": None}
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: Fence, number: Fence | None = None) -> UploadState:
+                     fence: Fence) -> UploadState:
         await self._merge(state)  # the last committed chunk, in case its writer died before copying it
         segment = f"{state['file']}.{offset:016d}.{uuid.uuid4().hex[:8]}"
         path = self.uploads / segment

@@ -22,11 +22,8 @@ uses), and only the core's compare-and-set decides which new state becomes the
 committed one. ``fence`` is an async callable that returns a fencing token, an
 integer strictly increasing per upload, for adapters that need a unique number per
 attempt (S3 part numbers); it takes the session's lease, so call it only when
-needed (local and staged writes do not). ``number``, also an async callable, hands out
-a fresh token without taking the lease, for work that may outlive the append (an S3
-part uploaded in the background from staged pieces, taken into the state by a later
-append). ``complete`` gets a token above every one handed out so far, and none handed
-out later equals it.
+needed (local and staged writes do not). ``complete`` gets a token above every one
+handed out so far.
 """
 from __future__ import annotations
 
@@ -97,7 +94,7 @@ class ObjectStore(Protocol):
     async def begin(self, key: str, content_type: str) -> UploadState: ...
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: Fence, number: Fence | None = None) -> UploadState:
+                     fence: Fence) -> UploadState:
         """Store exactly ``length`` bytes at ``offset`` (== bytes stored so far), fenced as above."""
 
     async def complete(self, state: UploadState, *, fence: int) -> ObjectInfo:

@@ -4,15 +4,11 @@ S3 multipart wants every part but the last to be at least 5 MiB, while clients
 send 200 KiB chunks. A chunk that, with what is already staged, stays below the
 part size is staged in the document store (``BlobStaging``: a SQLite BLOB row or a
 MongoDB binary document of at most 4 MiB), which is durable and shared by every
-instance and takes a small write far cheaper than an S3 PUT. When staged chunks add up
-to a part, that part goes up from the staged pieces in the background while the
-client sends on (``s3_ahead``: the chunk is acknowledged once staged, and a later
-append takes the part into the state). A chunk of a part or more, or one that finds
-two parts' worth staged (the background upload failed or is elsewhere), becomes one
-part itself (parts need not be equal): the staged bytes, read back, followed by the
-chunk streamed straight from the client. So S3 sees one request per part, as a direct
-multipart upload would, each byte is written to S3 once, and memory per upload stays
-at a few pieces. The state that ties it together
+instance and takes a small write far cheaper than an S3 PUT. A chunk that reaches
+the part size becomes one part (parts need not be equal): the staged bytes, read
+back, followed by the chunk streamed straight from the client. So S3 sees one
+request per part, as a direct multipart upload would, each byte is written to S3
+once, and memory per upload stays below one part. The state that ties it together
 lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
@@ -42,7 +38,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly, read_whole
-from storage.objects.s3_ahead import PartsAhead
 from storage.objects.s3_deadline import bound_every_call
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
@@ -103,7 +98,6 @@ class S3ObjectStore:
             ),
         )
         self._recent = _RecentStaged(STAGED_CACHE_BYTES)
-        self._ahead = PartsAhead()
         self._stack = contextlib.AsyncExitStack()
         self._s3 = None
 
@@ -124,7 +118,6 @@ class S3ObjectStore:
             raise
 
     async def close(self) -> None:
-        await self._ahead.close()
         await self._stack.aclose()
 
     def _count(self, event_name: str, **_) -> None:
@@ -179,19 +172,11 @@ class S3ObjectStore:
                 "parts": [], "staged": [], "size": 0}
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
-                     fence: Fence, number: Fence | None = None) -> UploadState:
-        state = self._ahead.taken_in(state)
+                     fence: Fence) -> UploadState:
         staged_size = sum(size for _, size in state["staged"])
-        # With ``number``, a part's worth of staged chunks goes up in the background
-        # (s3_ahead), so a small chunk is staged until two parts' worth wait (S3 slow or
-        # down, or the chunks reach another instance): then it goes up with them at once.
-        limit = self.part_size * (2 if number is not None else 1)
-        if length < self.part_size and staged_size + length < limit:
+        if staged_size + length < self.part_size:
             data = await read_whole(chunks, length)
-            staged = {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
-            if staged_size + length >= self.part_size and number is not None:
-                await self._start_ahead(staged, number)
-            return staged
+            return {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
 
         # Enough for a part: the staged bytes (fetched together, less than one part)
         # then the incoming ones, streamed to S3 as they arrive, so receiving from the
@@ -201,20 +186,6 @@ class S3ObjectStore:
         body = _StreamedBody(lambda: read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, number, body, staged_size + length)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
-
-    async def _start_ahead(self, state: UploadState, number: Fence) -> None:
-        """Upload the staged pieces as a part in the background; its number is taken now,
-        before this chunk is acknowledged, so every later token (complete's) is higher."""
-        if self._ahead.pending(state["token"], state["staged"]):
-            return  # the next chunk that finds it up takes it in, and starts the next one
-        part_number = _part_number(await number())
-        size = sum(size for _, size in state["staged"])
-
-        async def upload() -> list:
-            body = _StreamedBody(lambda: read_exactly(self._staged_pieces(state), size, READ_PIECE), rewindable=True)
-            return await self._upload_part(state, part_number, body, size)
-
-        self._ahead.start(state["token"], [key for key, _ in state["staged"]], part_number, upload)
 
     async def _stage(self, state: UploadState, offset: int, data: bytes) -> list:
         """The new staged list with ``data`` in it, under fresh keys (a retried or racing
@@ -256,8 +227,6 @@ class S3ObjectStore:
         return [number, reply["ETag"]]
 
     async def complete(self, state: UploadState, *, fence: int) -> ObjectInfo:
-        await self._ahead.settle(state["token"])  # rather than send the same pieces twice
-        state = self._ahead.taken_in(state, below=fence)
         try:
             return await self._complete(state, fence)
         except ObjectNotFound:
@@ -341,7 +310,6 @@ class S3ObjectStore:
         await self.staging.delete_blobs(dropped)
 
     async def abort(self, state: UploadState) -> None:
-        self._ahead.forget(state["token"])
         with contextlib.suppress(ObjectNotFound), _translated(state["key"]):
             await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"])
         # By prefix rather than by the state: a request that died after staging but

@@ -3,13 +3,12 @@ one request per part, staged pieces are removed once their part is uploaded or t
 session expires, and no staged piece is bigger than 4 MiB."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 
 import pytest
 
-from gateway.keys import DOCUMENTS, OBJECTS, UPLOADS, USERS
+from gateway.keys import DOCUMENTS, UPLOADS, USERS
 from storage.errors import ObjectNotFound
 from tests.chunking import complete, path_of, send_chunk, upload_chunks
 
@@ -139,74 +138,3 @@ async def test_complete_streams_the_staged_tail_instead_of_holding_it(stack):
         tracemalloc.stop()
     assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
     assert peak < 4 * MiB, f"complete allocated {peak / MiB:.1f} MiB at its peak for a 12 MiB staged tail"
-
-
-class SlowParts:
-    """An S3 client double whose UploadPart waits for ``release`` (set by the test)."""
-
-    def __init__(self, client) -> None:
-        self._client = client
-        self.release = asyncio.Event()
-        self.started = 0
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    async def upload_part(self, **kwargs):
-        self.started += 1
-        await self.release.wait()
-        return await self._client.upload_part(**kwargs)
-
-
-@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
-async def test_the_chunk_that_fills_a_part_does_not_wait_for_its_upload(stack):
-    """Issue 10: the chunk that filled a part waited while the part went to S3 (about a
-    quarter of one client's time). It is acknowledged once staged; the part goes up from
-    the staged pieces meanwhile, and a later chunk (here: complete) takes it in."""
-    client = await stack.client()
-    store = client.app[OBJECTS]
-    slow = store._s3 = SlowParts(store._s3)
-    user = await stack.user(client)
-    data = os.urandom(6 * MiB)  # 5 MiB parts: chunk 26 fills the first one
-    async with asyncio.timeout(30):  # before, the 26th chunk waited for its part, here forever
-        upload_id = await upload_chunks(client, user["auth"], data)
-    assert slow.started == 1  # the first part is on its way, in the background
-    session = await client.app[DOCUMENTS].get("uploads", upload_id)
-    assert session["offset"] == len(data) and session["target"]["parts"] == []  # every byte still staged
-    slow.release.set()
-    done = await complete(client, user["auth"], upload_id, data, "document")
-    assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
-    assert slow.started == 2  # the part made ahead, taken in by complete, and the rest
-    served = await client.get(path_of((await done.json())["url"]), headers=user["auth"])
-    assert await served.read() == data
-
-
-@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
-async def test_a_part_lost_in_the_background_is_uploaded_by_the_next_instance(stack):
-    """The instance uploading a part in the background dies (its upload never finishes):
-    the staged pieces stay, and the instance that gets the next chunks and the complete
-    uploads them itself."""
-    dying, other = await stack.client(), await stack.client()
-    store = dying.app[OBJECTS]
-    store._s3 = SlowParts(store._s3)  # never released: the part never reaches S3
-    user = await stack.user(dying)
-    data = os.urandom(11 * MiB)
-    half = 26 * 204_800  # past the first 5 MiB part
-    upload_id, offset = None, 0
-    async with asyncio.timeout(30):
-        while offset < half:
-            piece = data[offset:offset + 204_800]
-            reply = await send_chunk(dying, user["auth"], piece, offset, len(data), upload_id)
-            assert reply.status == 200, await reply.text()
-            upload_id, offset = (await reply.json())["upload_id"], offset + len(piece)
-    assert store._s3.started == 1
-    await store._ahead.close()  # the process is gone
-    while offset < len(data):
-        piece = data[offset:offset + 204_800]
-        reply = await send_chunk(other, user["auth"], piece, offset, len(data), upload_id)
-        assert reply.status == 200, await reply.text()
-        offset += len(piece)
-    done = await complete(other, user["auth"], upload_id, data, "document")
-    assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
-    served = await other.get(path_of((await done.json())["url"]), headers=user["auth"])
-    assert await served.read() == data
