@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.common import base_url, read_fields, require_user
+from gateway.api.common import base_url, media_type, read_fields, require_user
 from gateway.api.media_json import media_json
-from gateway.api.multipart import MALFORMED, malformed, part_chunks, read_field, spool_part, spooled_chunks
+from gateway.api.multipart import MALFORMED, malformed, names, part_chunks, read_field, spool_part, spooled_chunks
 from gateway.core import clock
 from gateway.core.errors import bad_request
 from gateway.core.uploads import ChunkRange
@@ -27,7 +27,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
     chunk = ChunkRange.parse(request.headers.get("Content-Range"))
     uploads = request.app[UPLOADS]
     uploads.check_size(chunk)  # refuse before reading a byte of the body
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise bad_request("invalid_content_type", "chunks are sent as multipart/form-data")
     fields = {"upload_id": request.query.get("upload_id")}
     session, started_new = None, False
@@ -35,10 +35,11 @@ async def upload_chunk(request: web.Request) -> web.Response:
     try:
         reader = await request.multipart()
         async for part in reader:
-            if part.name in FILE_FIELDS or part.filename is not None:
+            name, part_filename = names(part)
+            if name in FILE_FIELDS or part_filename is not None:
                 if session is not None or spool is not None:
                     raise bad_request("too_many_files", "send one file part per chunk")
-                filename = part.filename
+                filename = part_filename
                 if fields.get("upload_id") or chunk.start == 0:
                     # Named, or new: a chunk at offset 0 without an upload_id so far can only
                     # start an upload (an existing one is past 0), so it streams through too.
@@ -51,8 +52,8 @@ async def upload_chunk(request: web.Request) -> web.Response:
                     spool, _ = await spool_part(part, chunk.length, bad_request(
                         "invalid_chunk_length", "the body is longer than Content-Range announces",
                         offset=chunk.start))
-            elif part.name:
-                fields[part.name] = await read_field(part)
+            elif name:
+                fields[name] = await read_field(part, name)
         if started_new and fields.get("upload_id"):
             await uploads.discard(session)
             raise bad_request("upload_id_after_file", "send upload_id before the file part (or in the query)",

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 from typing import AsyncIterator
 
-from aiohttp import BodyPartReader
+from aiohttp import BodyPartReader, hdrs
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from gateway.core.errors import GatewayError, bad_request
 
@@ -20,6 +22,21 @@ MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 
 def malformed(exc: Exception) -> GatewayError:
     return bad_request("malformed_multipart", f"could not parse the multipart body: {exc}")
+
+
+def names(part: BodyPartReader) -> tuple[str | None, str | None]:
+    """A part's ``(name, filename)``, as ``part.name`` and ``part.filename`` give them.
+
+    Those two parse the Content-Disposition header once each (about 23 us a parse, most
+    of it a ``re.escape`` aiohttp redoes on every call); every chunk of an upload sends
+    the same header, so one parse per distinct header is kept."""
+    return _names(part.headers.get(hdrs.CONTENT_DISPOSITION))
+
+
+@functools.lru_cache(maxsize=128)  # bounded: headers are the client's (8 KiB at most each)
+def _names(header: str | None) -> tuple[str | None, str | None]:
+    _, params = parse_content_disposition(header)
+    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
 
 
 async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -61,8 +78,8 @@ async def spool_part(part: BodyPartReader, max_size: int,
     return spool, length
 
 
-async def read_field(part: BodyPartReader) -> str:
+async def read_field(part: BodyPartReader, name: str | None = None) -> str:
     value = await part.read_chunk(MAX_FIELD + 1)
     if len(value) > MAX_FIELD:
-        raise bad_request("field_too_large", f"form field {part.name} is too large")
+        raise bad_request("field_too_large", f"form field {name or part.name} is too large")
     return value.decode("utf-8", "replace").strip()

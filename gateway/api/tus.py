@@ -17,7 +17,7 @@ import re
 
 from aiohttp import web
 
-from gateway.api.common import base_url, require_user
+from gateway.api.common import base_url, media_type, require_user
 from gateway.api.content import send_object
 from gateway.core import streams
 from gateway.core import tus as core
@@ -173,7 +173,7 @@ async def patch(request: web.Request) -> web.Response:
 
 
 async def _patch(request: web.Request, user) -> web.Response:
-    if request.content_type != OFFSET_TYPE:
+    if media_type(request) != OFFSET_TYPE:
         raise GatewayError(415, "unsupported_media_type", f"PATCH bodies are {OFFSET_TYPE}")
     offset = _number(request, "Upload-Offset", required=True)
     length = _number(request, "Upload-Length")

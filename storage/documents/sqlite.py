@@ -88,6 +88,13 @@ def _compile(where: Filter | None) -> tuple[str, list[Any]]:
 
 # Writes per transaction at most: bounds how long one commit holds the write lock.
 MAX_BATCH = 64
+# Pages of a new database file. A staged 200 KiB chunk is a chain of overflow pages that
+# SQLite writes to the WAL (two writes a page), copies at checkpoint and walks again to
+# delete: at 4 KiB that was about 300 pwrite and 140 pread calls a chunk, and a third of
+# the gateway's CPU for small chunks in the kernel. 16 KiB pages cut the calls fourfold
+# (gateway sys CPU 5.4-6.9 -> 3.8-5.6 s/GiB, one client); 64 KiB cut a little more but
+# make every small document write 64 KiB to the WAL.
+PAGE_SIZE = 16384
 
 
 @dataclass
@@ -155,6 +162,8 @@ class SqliteDocumentStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, timeout=self.timeout, isolation_level=None)
+            # Only takes effect when the file is new (then WAL mode fixes it for good).
+            await self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -182,11 +191,13 @@ class SqliteDocumentStore:
             await self._db.close()
             self._db = None
 
-    async def _run(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+    async def _run(self, sql: str, params: Iterable[Any] = ()) -> list:
+        """All rows of one read, in one trip to aiosqlite's thread (``execute`` then
+        ``fetchone`` took two) and with the statement run to its end."""
         if self._db is None:
             raise BackendUnavailable("sqlite", "not open")
         try:
-            return await self._db.execute(sql, tuple(params))
+            return list(await self._db.execute_fetchall(sql, tuple(params)))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
@@ -245,9 +256,8 @@ class SqliteDocumentStore:
 
     @counted
     async def get(self, collection: str, id: Any) -> Document | None:
-        cursor = await self._run(f"SELECT doc FROM {_table(collection)} WHERE id = ?", (id,))
-        row = await cursor.fetchone()
-        return json.loads(row[0]) if row else None
+        rows = await self._run(f"SELECT doc FROM {_table(collection)} WHERE id = ?", (id,))
+        return json.loads(rows[0][0]) if rows else None
 
     @counted
     async def find(self, collection: str, where: Filter | None = None, *, sort: Iterable[tuple[str, int]] = (),
@@ -260,14 +270,14 @@ class SqliteDocumentStore:
         if order:
             sql += f" ORDER BY {order}"
         sql += " LIMIT ? OFFSET ?"
-        cursor = await self._run(sql, [*params, -1 if limit is None else limit, skip])
-        return [json.loads(row[0]) for row in await cursor.fetchall()]
+        rows = await self._run(sql, [*params, -1 if limit is None else limit, skip])
+        return [json.loads(row[0]) for row in rows]
 
     @counted
     async def count(self, collection: str, where: Filter | None = None) -> int:
         condition, params = _compile(where)
-        cursor = await self._run(f"SELECT COUNT(*) FROM {_table(collection)} WHERE {condition}", params)
-        return (await cursor.fetchone())[0]
+        rows = await self._run(f"SELECT COUNT(*) FROM {_table(collection)} WHERE {condition}", params)
+        return rows[0][0]
 
     @counted
     async def update(self, collection: str, id: Any, changes: Document, *,
@@ -310,8 +320,8 @@ class SqliteDocumentStore:
     @counted
     async def get_blobs(self, keys: list[str]) -> list[bytes]:
         marks = ", ".join("?" * len(keys))
-        cursor = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
-        found = {key: bytes(data) for key, data in await cursor.fetchall()}
+        rows = await self._run(f"SELECT key, data FROM staged_blobs WHERE key IN ({marks})", keys)
+        found = {key: bytes(data) for key, data in rows}
         return blobs_in_order(found, keys)
 
     @counted

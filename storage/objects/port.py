@@ -133,6 +133,23 @@ def presigns_puts(store: object) -> bool:
     return bool(getattr(store, "presigned_puts", False)) and callable(getattr(store, "presigned_put", None))
 
 
+async def read_whole(chunks: Chunks, length: int) -> bytes:
+    """All of a stream that must be exactly ``length`` bytes, joined once (a staged
+    chunk: ``read_exactly`` would copy each byte three times more).
+
+    Raises IncompleteBody if the stream ends early or runs past ``length``.
+    """
+    pieces, received = [], 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > length:
+            raise IncompleteBody(length, received)
+        pieces.append(chunk)
+    if received != length:
+        raise IncompleteBody(length, received)
+    return b"".join(pieces)
+
+
 async def read_exactly(chunks: Chunks, length: int, piece: int) -> AsyncIterator[bytes]:
     """Re-cut a stream into pieces of ``piece`` bytes (the last may be shorter).
 

@@ -28,7 +28,7 @@ import io
 import itertools
 import uuid
 from collections import Counter
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -37,11 +37,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
-from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly
+from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly, read_whole
 from storage.objects.s3_deadline import bound_every_call
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
-# a part. Only a shortcut: S3 holds them durably whatever happens to this memory.
+# a part. Only a shortcut: the staging store holds them durably whatever happens here.
 STAGED_CACHE_BYTES = 32 * 1024 * 1024
 READ_PIECE = 256 * 1024
 MAX_PART_NUMBER = 10_000  # S3's limit
@@ -212,7 +212,7 @@ class S3ObjectStore:
                      fence: Fence) -> UploadState:
         staged_size = sum(size for _, size in state["staged"])
         if staged_size + length < self.part_size:
-            data = b"".join([piece async for piece in read_exactly(chunks, length, length or 1)])
+            data = await read_whole(chunks, length)
             return {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
 
         # Enough for a part: the staged bytes (fetched together, less than one part)
@@ -220,7 +220,7 @@ class S3ObjectStore:
         # client and sending to S3 overlap and nothing bigger than a piece is held.
         number = _part_number(await fence())
         staged = self._staged_pieces(state)  # one piece at a time: memory stays flat with many uploads
-        body = _StreamedBody(read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
+        body = _StreamedBody(lambda: read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
         part = await self._upload_part(state, number, body, staged_size + length)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
 
@@ -285,9 +285,11 @@ class S3ObjectStore:
         parts = list(state["parts"])
         if state["staged"]:
             # ``fence`` is above every number handed out; concurrent completes upload the
-            # same bytes under it.
-            data = b"".join(await self._read_staged(state))
-            parts.append(await self._upload_part(state, _part_number(fence), data, len(data)))
+            # same bytes under it. The staged tail (up to a part) streams piece by piece,
+            # as in ``append``: joined, 16 concurrent completes held 16 parts at once.
+            size = sum(size for _, size in state["staged"])
+            body = _StreamedBody(lambda: read_exactly(self._staged_pieces(state), size, READ_PIECE), rewindable=True)
+            parts.append(await self._upload_part(state, _part_number(fence), body, size))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])
@@ -369,26 +371,35 @@ async def _prefixed(first: Chunks, rest: Chunks) -> AsyncIterator[bytes]:
 class _StreamedBody:
     """An upload_part body that aiohttp sends as it is produced.
 
-    A reader task pulls from the client into a small bounded queue while aiohttp
-    writes to S3, so receiving and sending overlap instead of taking turns; at most
-    ``PREFETCH`` pieces wait in memory. ``read`` exists only to pass botocore's
-    file-like check. A failure of the source (the client's body was not the
-    announced length) is kept, so the caller reports it rather than the broken S3
-    request it caused.
+    A reader task pulls from ``open_source()`` into a small bounded queue while
+    aiohttp writes to S3, so receiving and sending overlap instead of taking turns;
+    at most ``PREFETCH`` pieces wait in memory. ``read`` exists only to pass
+    botocore's file-like check. A failure of the source (the client's body was not
+    the announced length) is kept, so the caller reports it rather than the broken
+    S3 request it caused. A ``rewindable`` body (staged bytes, which can be read
+    again) lets botocore retry: its ``seek(0)`` makes the next send open the source
+    anew; a client's body can be read once only, so botocore cannot retry that.
     """
 
     PREFETCH = 4
 
-    def __init__(self, source: AsyncIterator[bytes]) -> None:
-        self.source = source
+    def __init__(self, open_source: Callable[[], AsyncIterator[bytes]], *, rewindable: bool = False) -> None:
+        self.open_source = open_source
+        self.rewindable = rewindable
         self.error: Exception | None = None
 
     def read(self, *_):
         raise io.UnsupportedOperation("streamed body")
 
+    def seek(self, position: int, whence: int = 0) -> int:
+        if not self.rewindable or (position, whence) != (0, 0):
+            raise io.UnsupportedOperation("a client's body cannot be read twice")
+        self.error = None
+        return 0
+
     async def _pump(self, queue: asyncio.Queue) -> None:
         try:
-            async for piece in self.source:
+            async for piece in self.open_source():
                 await queue.put(piece)
         except Exception as exc:
             self.error = exc

@@ -177,6 +177,20 @@ async def test_chunk_body_must_be_multipart_with_a_file(started):
     assert (await client.app[DOCUMENTS].get("uploads", upload_id))["offset"] == PIECE
 
 
+@pytest.mark.parametrize("content_type", ["multipart/form-data;b*", "Multipart/Form-Data ; \t é*",
+                                          "text/plain;b*", "multipart/form-data(x); boundary=xyz"])
+async def test_a_content_type_the_email_parser_chokes_on_is_a_400(started, content_type):
+    """aiohttp's ``request.content_type`` parses with the ``email`` package, which raised
+    IndexError (a 500) on these; the chunk handler now reads the media type itself."""
+    client, user, upload_id = started
+    headers = {**user["auth"], "Content-Range": f"bytes {PIECE}-{2 * PIECE - 1}/{TOTAL}",
+               "Content-Type": content_type}
+    reply = await client.post(CHUNK, data=b"--xyz\r\nnot a part", headers=headers)
+    assert reply.status == 400, await reply.text()
+    assert (await reply.json())["code"] in ("invalid_content_type", "malformed_multipart")
+    assert (await client.app[DOCUMENTS].get("uploads", upload_id))["offset"] == PIECE
+
+
 @pytest.mark.parametrize("delta", [-1000, 1000], ids=["short", "long"])
 async def test_part_sized_chunk_with_wrong_length_changes_nothing(stack, delta):
     """A chunk big enough to stream straight into a multipart part (5 MiB here)."""

@@ -116,3 +116,25 @@ async def test_a_revoked_token_stops_working_within_the_token_cache_time(stack):
 
     await asyncio.sleep(0.6)
     assert (await other.get("/api/v2/media/", headers=user["auth"])).status == 401
+
+
+@pytest.mark.parametrize("stack", ["s3+sqlite"], indirect=True)
+async def test_complete_streams_the_staged_tail_instead_of_holding_it(stack):
+    """Issue 10: 16 concurrent completes each joined their staged tail (up to a part) in
+    memory, and the gateway's peak RSS reached 337-410 MiB. The tail now streams."""
+    import tracemalloc
+
+    client = await stack.client(GATEWAY_S3_PART_SIZE=str(16 * MiB))
+    user = await stack.user(client)
+    data = os.urandom(12 * MiB)
+    upload_id = await upload_chunks(client, user["auth"], data)
+    assert sum(size for _, size in (await client.app[DOCUMENTS].get("uploads", upload_id))["target"]["staged"]) \
+        == len(data)  # all 12 MiB staged, below the 16 MiB part
+    tracemalloc.start()
+    try:
+        done = await complete(client, user["auth"], upload_id, data, "document")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert done.status == 201 and (await done.json())["md5"] == hashlib.md5(data).hexdigest()
+    assert peak < 4 * MiB, f"complete allocated {peak / MiB:.1f} MiB at its peak for a 12 MiB staged tail"

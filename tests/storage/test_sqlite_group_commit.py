@@ -50,3 +50,23 @@ async def test_staged_blobs_and_the_writes_after_them_all_land(store):
     await store.delete_blob_prefix("t/")
     assert await store.delete("uploads", "s") is True
     assert await store.delete("uploads", "s") is False
+
+
+async def test_a_new_file_gets_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """Staged chunks are chains of overflow pages: bigger pages, far fewer system calls.
+    A file made with another page size (before this) stays as it is and keeps working."""
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as made_before:
+        made_before.execute("PRAGMA page_size=4096")
+        made_before.execute("PRAGMA journal_mode=WAL")
+        made_before.execute("CREATE TABLE kept (id PRIMARY KEY)")
+    for path, pages in ((tmp_path / "new.sqlite3", 16384), (old, 4096)):
+        documents = SqliteDocumentStore(path)
+        await documents.open()
+        try:
+            await documents.put_blob("k/1", b"x" * 300_000)
+            assert await documents.get_blobs(["k/1"]) == [b"x" * 300_000]
+        finally:
+            await documents.close()
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA page_size").fetchone()[0] == pages
