@@ -30,28 +30,31 @@ async def require_user(request: web.Request) -> User:
 
 
 def media_type(request: web.Request) -> str:
-    """``request.content_type`` for the per-chunk handlers, without its cost.
+    """The request's media type, lower-cased, as ``request.content_type`` would say it, but
+    cheaper and never failing.
 
     aiohttp parses Content-Type with the ``email`` package, about 0.3 ms a request and
     never cached for multipart (the boundary differs every time), and that parser
     raises IndexError on some parameter lists (``multipart/form-data;b*``), a 500.
-    The media type is what precedes the first ``;``; when that is a plain
-    ``type/subtype`` it is also what aiohttp returns. Anything else goes to aiohttp.
+    The media type is what precedes the first ``;``. A missing header is
+    ``application/octet-stream`` (HTTP's default, and aiohttp's); a header that is no
+    ``type/subtype`` is ``""``, which no handler accepts.
     """
     raw = request.headers.get(hdrs.CONTENT_TYPE)
-    if raw is not None:
-        head = raw.partition(";")[0].strip()
-        if _PLAIN_MEDIA_TYPE.fullmatch(head):
-            return head.lower()
-    return request.content_type
+    if raw is None:
+        return "application/octet-stream"
+    head = raw.partition(";")[0].strip()
+    return head.lower() if _PLAIN_MEDIA_TYPE.fullmatch(head) else ""
 
 
 async def read_fields(request: web.Request) -> dict[str, Any]:
     """A small JSON object or form body as a dict (a file in a form comes as aiohttp's FileField)."""
-    if request.content_type in FORM_TYPES:
+    if media_type(request) in FORM_TYPES:
         try:
             form = await request.post()
-        except (ValueError, HttpProcessingError) as exc:  # the latter: a malformed part header in a multipart form
+        # HttpProcessingError: a malformed part header; IndexError: aiohttp's parse of some
+        # Content-Type parameter lists (``multipart/form-data;b*``)
+        except (ValueError, HttpProcessingError, IndexError) as exc:
             reason = getattr(exc, "message", None) or exc
             raise bad_request("malformed_body", f"could not parse the form: {reason}") from None
         return dict(form.items())

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.common import base_url, int_id, page, page_params, read_fields, require_user
+from gateway.api.common import base_url, int_id, media_type, page, page_params, read_fields, require_user
 from gateway.api.media_json import content_url, thumbnails_json
 from gateway.api.multipart import MALFORMED, malformed, read_field, spool_part, spooled_chunks
 from gateway.core import clock, policy
@@ -97,7 +97,7 @@ async def list_files(request: web.Request) -> web.Response:
 @routes.post("/api/media/files/")
 async def create_file(request: web.Request) -> web.Response:
     user = await require_manager(request)
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise bad_request("invalid_content_type", "send the file as multipart/form-data with a part named 'f'")
     max_size = request.app[SETTINGS].max_upload_size
     if request.content_length is not None and request.content_length > max_size + 64 * 1024:

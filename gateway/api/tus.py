@@ -134,7 +134,7 @@ async def _create(request: web.Request, user) -> web.Response:
         raise GatewayError(413, "upload_too_large", "Upload-Length is past Tus-Max-Size")
     session = await tus.create(user, length=length, metadata=metadata, partial=concat == "partial")
     headers = {"Location": _location(request, session)}
-    if request.content_type == OFFSET_TYPE:  # creation-with-upload
+    if media_type(request) == OFFSET_TYPE:  # creation-with-upload
         session, media = await tus.patch(user, session["id"], 0, request.content.iter_chunked(PIECE), length=None,
                                          checksum=request.headers.get("Upload-Checksum"))
         headers["Upload-Offset"] = str(session["offset"])

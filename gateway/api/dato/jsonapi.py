@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.common import media_type
 from gateway.core import json_input
 from gateway.core.errors import GatewayError
 
@@ -102,8 +103,8 @@ async def read_resource(request: web.Request, kind: str) -> tuple[str | None, di
     The body must be JSON (either content type; a missing one is read as JSON, as
     curl users leave it out), an object with ``data.type == kind``.
     """
-    if request.content_type not in (*ACCEPTED_TYPES, "application/octet-stream"):
-        raise DatoError(415, "INVALID_FORMAT", {"message": f"send {JSON}, not {request.content_type}"})
+    if media_type(request) not in (*ACCEPTED_TYPES, "application/octet-stream"):
+        raise DatoError(415, "INVALID_FORMAT", {"message": f"send {JSON}"})
     raw = await request.read()  # bounded by the app's client_max_size
     try:
         document = json_input.loads(raw) if raw.strip() else None
