@@ -50,6 +50,22 @@ class Processing:
         else:
             await self.jobs.enqueue(kind.name, media.id, kind.input_of(media))
 
+    async def resume(self, media: Media, kinds: frozenset[str] | set[str]) -> None:
+        """Queue again what ``media`` owes of ``kinds`` but no live job will deliver.
+
+        A media is stored owing a job before the job is queued; a process killed between
+        the two leaves the media waiting for nothing. Whoever waits on the media (a
+        DatoCMS job result being polled) calls this: a missing job is queued, a finished
+        one for other input (a replaced file) is run again on the media's input.
+        """
+        for name in kinds.intersection(media.owed):
+            kind = KINDS[name]
+            job = await self.jobs.get(f"{name}:{media.id}")
+            if job is None:
+                await self.start(media, kind)
+            elif job["status"] in ("done", "failed") and job["payload"] != kind.input_of(media):
+                await self.start(media, kind, again=True)
+
     def wants_thumbnails(self, media: Media) -> bool:
         return self.thumbnails and media.image_source_key is not None and media.is_image
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.keys import DOCUMENTS, JOB_RESULTS, USERS
 from tests.dato.dato_http import Dato, md5, resource
 from tests.media_files import jpeg, pdf_like, png
 
@@ -229,3 +230,22 @@ async def test_a_job_result_is_recorded_once(stack):
     # The same upload request cannot make a second upload.
     status, body = await dato.call("POST", "/uploads", resource("upload", path=path))
     assert status == 422 and body["data"][0]["attributes"]["code"] == "INVALID_FIELD"
+
+
+@pytest.mark.parametrize("stack", ["local+sqlite", "s3+mongodb"], indirect=True)
+async def test_a_job_lost_in_a_crash_is_queued_again_by_the_poll(stack):
+    """A process killed after storing the upload (owing its probe) but before queueing the
+    probe: polling the job result queues it, and the job finishes."""
+    dato, _ = await dato_user(stack)
+    path = await dato.put_bytes(png(20, 10), "lost.png")
+    reply = await dato.call("POST", "/uploads", resource("upload", path=path))
+    media_id = int((await dato.finished(reply))[1]["data"]["id"])
+    documents = dato.client.app[DOCUMENTS]
+    # As after a crash between storing the new file and queueing its jobs: the media owes
+    # probe and attributes again, and the old probe job is gone.
+    await documents.update("media", media_id, {"owed": ["probe", "attributes"], "md5": None})
+    await documents.delete("jobs", f"probe:{media_id}")
+    user = await dato.client.app[USERS].authenticate(dato.headers["Authorization"])
+    job_id = await dato.client.app[JOB_RESULTS].start(user, media_id=media_id, status=200)  # waits on it
+    status, payload = await dato.finished((202, {"data": {"type": "job", "id": job_id}}))
+    assert status == 200 and payload["data"]["attributes"]["md5"] == md5(png(20, 10))

@@ -15,7 +15,7 @@ from gateway.api.dato import jsonapi
 from gateway.api.dato.upload_json import upload_json
 from gateway.core.job_results import Outcome
 from gateway.core.processing import ATTRIBUTES, PROBE
-from gateway.keys import JOB_RESULTS, MEDIA
+from gateway.keys import JOB_RESULTS, MEDIA, PROCESSING
 
 routes = web.RouteTableDef()
 WAITS_FOR = frozenset({PROBE.name, ATTRIBUTES.name})
@@ -31,6 +31,7 @@ async def job_result(request: web.Request) -> web.Response:
         if media is None:  # destroyed before its processing finished
             return Outcome(404, jsonapi.error_body(404, "NOT_FOUND", {"upload_id": str(job["media_id"])}))
         if WAITS_FOR.intersection(media.owed):
+            await request.app[PROCESSING].resume(media, WAITS_FOR)  # its jobs, if a crash lost them
             return None
         return Outcome(job["status"], {"data": upload_json(base_url(request), media)})
 
