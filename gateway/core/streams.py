@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator
 
 from gateway.core.errors import GatewayError, upload_too_large
 from gateway.core.uploads import Uploads
-from storage.objects.port import Chunks
+from storage.objects.port import Blocks, Chunks
 
 CHECKSUMS = ("sha1", "md5", "sha256")
 SPOOL_BATCH = 1024 * 1024
@@ -83,7 +83,7 @@ async def _read_blocks(body: Chunks, size: int, limit: int, blocks: asyncio.Queu
 
 
 async def _receive_streamed(uploads: Uploads, session: dict[str, Any], body: Chunks, length: int) -> dict[str, Any]:
-    source = _Blocks(body)
+    source = Blocks(body)
     while length > 0:
         size = min(uploads.block_size, length)
         kept = bytearray()
@@ -97,27 +97,6 @@ async def _receive_streamed(uploads: Uploads, session: dict[str, Any], body: Chu
             raise BodyEnded(exc.message) from None
         length -= size
     return session
-
-
-class _Blocks:
-    """Cut a body into blocks of given sizes, carrying a piece that spans two."""
-
-    def __init__(self, body: Chunks) -> None:
-        self.pieces = body.__aiter__()
-        self.leftover = b""
-
-    async def block(self, size: int, kept: bytearray) -> AsyncIterator[bytes]:
-        while size > 0:
-            piece, self.leftover = self.leftover, b""
-            if not piece:
-                try:
-                    piece = await self.pieces.__anext__()
-                except StopAsyncIteration:
-                    return  # short: the store reports the block's wrong length
-            piece, self.leftover = piece[:size], piece[size:]
-            size -= len(piece)
-            kept += piece
-            yield piece
 
 
 def parse_checksum(header: str) -> tuple[str, bytes]:

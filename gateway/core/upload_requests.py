@@ -44,11 +44,12 @@ from typing import Any, AsyncIterator
 
 from gateway.core import clock
 from gateway.core.auth import User, hash_token
+from gateway.core.chunk_fence import ClientAborted, received
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from gateway.core.names import safe_filename
 from storage.documents.port import DocumentStore
 from storage.errors import ObjectNotFound
-from storage.objects.port import Chunks, IncompleteBody, ObjectStore, presigns_puts
+from storage.objects.port import Blocks, Chunks, IncompleteBody, ObjectStore, presigns_puts
 
 log = logging.getLogger("gateway.upload_requests")
 
@@ -297,11 +298,11 @@ class _Writer:
 
     async def store(self, chunks: Chunks, length: int, content_type: str) -> tuple[int, str]:
         md5 = hashlib.md5()
-        pieces = self._hashed(chunks, md5)
+        pieces = received(chunks, md5, self)  # hashed as they pass, the claim kept
         key = self.doc["key"]
         if length <= self.owner.block_size:  # at most one part: one request to the store
             data = b"".join([piece async for piece in _exactly(pieces, length)])
-            await self._keep(force=True)
+            await self.keep(force=True)
             info = await self.objects.put(key, data, content_type)
         else:
             self.target = await self.objects.begin(key, content_type)
@@ -313,31 +314,20 @@ class _Writer:
             async def fence() -> int:
                 return next(numbers)
 
-            source, offset = _Blocks(pieces), 0
+            source, offset = Blocks(pieces), 0
             while offset < length:
                 size = min(self.owner.block_size, length - offset)
                 state = await self.objects.append(self.target, offset, source.block(size), size, fence=fence)
                 await self.objects.cleanup(keep=state, drop=self.target)
                 self.target, offset = state, offset + size
-            await self._keep(force=True)  # still ours just before the object appears at the key
+            await self.keep(force=True)  # still ours just before the object appears at the key
             info = await self.objects.complete(self.target, fence=next(numbers))
         self.stored = True
         if info.size != length:
             raise IncompleteBody(length, info.size)
         return info.size, md5.hexdigest()
 
-    async def _hashed(self, chunks: Chunks, md5) -> AsyncIterator[bytes]:
-        pieces = chunks.__aiter__()
-        while True:
-            try:
-                piece = await pieces.__anext__()
-            except StopAsyncIteration:
-                return
-            md5.update(piece)
-            await self._keep()
-            yield piece
-
-    async def _keep(self, *, force: bool = False) -> None:
+    async def keep(self, *, force: bool = False) -> None:
         """Renew the claim's lease every third of its length while bytes flow."""
         now = clock.now()
         if not force and now - self.renewed_at < self.owner.lease / 3:
@@ -371,30 +361,10 @@ async def _exactly(pieces: AsyncIterator[bytes], length: int) -> AsyncIterator[b
         raise IncompleteBody(length, received)
 
 
-class _Blocks:
-    """Cut a body into blocks of given sizes, carrying a piece that spans two."""
-
-    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
-        self.pieces = pieces
-        self.leftover = b""
-
-    async def block(self, size: int) -> AsyncIterator[bytes]:
-        while size > 0:
-            piece, self.leftover = self.leftover, b""
-            if not piece:
-                try:
-                    piece = await self.pieces.__anext__()
-                except StopAsyncIteration:
-                    return  # short: the store reports the block's wrong length
-            piece, self.leftover = piece[:size], piece[size:]
-            size -= len(piece)
-            yield piece
-
-
 def _client_error(exc: BaseException) -> BaseException:
     """What a failed PUT means for the client: its own fault, or the store's."""
     if isinstance(exc, IncompleteBody):
         return bad_request("invalid_body_length", "the body's length differs from its Content-Length")
-    if isinstance(exc, (ConnectionError, TimeoutError)):
+    if isinstance(exc, ClientAborted):
         return GatewayError(499, "client_aborted", "the client closed the request before the file arrived")
     return exc

@@ -150,6 +150,31 @@ async def read_whole(chunks: Chunks, length: int) -> bytes:
     return b"".join(pieces)
 
 
+class Blocks:
+    """Cut one body into consecutive blocks of given sizes, each a stream of its own (one S3
+    part each), carrying a piece that spans two blocks over to the next."""
+
+    def __init__(self, body: Chunks) -> None:
+        self.pieces = body.__aiter__()
+        self.leftover = b""
+
+    async def block(self, size: int, kept: bytearray | None = None) -> AsyncIterator[bytes]:
+        """The next ``size`` bytes (fewer if the body ends: the store reports the wrong length);
+        ``kept`` collects them too, for a caller that must keep what arrived."""
+        while size > 0:
+            piece, self.leftover = self.leftover, b""
+            if not piece:
+                try:
+                    piece = await self.pieces.__anext__()
+                except StopAsyncIteration:
+                    return
+            piece, self.leftover = piece[:size], piece[size:]
+            size -= len(piece)
+            if kept is not None:
+                kept += piece
+            yield piece
+
+
 async def read_exactly(chunks: Chunks, length: int, piece: int) -> AsyncIterator[bytes]:
     """Re-cut a stream into pieces of ``piece`` bytes (the last may be shorter).
 
