@@ -9,6 +9,7 @@ Metadata changes answer at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 
@@ -23,14 +24,19 @@ from gateway.keys import JOB_RESULTS, LIBRARY, UPLOAD_REQUESTS
 routes = web.RouteTableDef()
 
 
-async def take_file(request: web.Request, user, path: str):
-    """The upload request's file, which must not be empty (an empty file is no upload)."""
+@contextlib.asynccontextmanager
+async def taken_file(request: web.Request, user, path: str):
+    """The upload request's file, handed back to the request if what uses it fails (takeable
+    again, or swept on expiry); an empty file is no upload."""
     requests = request.app[UPLOAD_REQUESTS]
     file = await requests.take(user, path)
-    if file.size == 0:
-        await requests.give_back(file)
-        raise jsonapi.invalid_field("path", "VALIDATION_INVALID", "the uploaded file is empty")
-    return file
+    try:
+        if file.size == 0:
+            raise jsonapi.invalid_field("path", "VALIDATION_INVALID", "the uploaded file is empty")
+        yield file
+    except BaseException:
+        await asyncio.shield(requests.give_back(file))
+        raise
 
 
 @routes.get("/dato/uploads")
@@ -50,13 +56,8 @@ async def create_upload(request: web.Request) -> web.Response:
     details = upload_attributes(attributes, CREATABLE)
     if "path" not in details:
         raise jsonapi.invalid_field("path", "VALIDATION_REQUIRED", "path is required: an upload request's id")
-    requests = request.app[UPLOAD_REQUESTS]
-    file = await take_file(request, user, details.pop("path"))
-    try:
+    async with taken_file(request, user, details.pop("path")) as file:
         media = await request.app[LIBRARY].create(user, file, details)
-    except BaseException:
-        await asyncio.shield(requests.give_back(file))  # the request's again: takeable, or swept on expiry
-        raise
     return jsonapi.job_accepted(await request.app[JOB_RESULTS].start(user, media_id=media.id, status=201))
 
 
@@ -82,13 +83,8 @@ async def update_upload(request: web.Request) -> web.Response:
         details["filename"] = details.pop("basename") + split_filename(current.title)[1]
     if "path" not in details:
         return jsonapi.one(upload_json(base_url(request), await library.update(user, media_id, details)))
-    requests = request.app[UPLOAD_REQUESTS]
-    file = await take_file(request, user, details.pop("path"))
-    try:
+    async with taken_file(request, user, details.pop("path")) as file:
         media = await library.replace_file(user, media_id, file, details, keep_url=strategy == "keep_url")
-    except BaseException:
-        await asyncio.shield(requests.give_back(file))
-        raise
     return jsonapi.job_accepted(await request.app[JOB_RESULTS].start(user, media_id=media.id, status=200))
 
 
