@@ -22,11 +22,10 @@ from typing import Any
 from gateway.core import sniff
 from gateway.core.jobs import Job
 from gateway.core.media_model import Thumbnail
-from gateway.core.object_files import downloaded
+from gateway.core.object_files import downloaded, stored_md5
 from gateway.core.processing import ATTRIBUTES, PROBE, THUMBNAILS, Processing
 from storage.objects.port import ObjectStore
 from workers import image_attributes, imaging
-from workers.checksum import stored_md5
 from workers.decode_budget import TRIM_ABOVE, DecodeBudget, release_freed_memory
 from workers.runner import JobHandler, PermanentError
 
