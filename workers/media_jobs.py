@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
 from gateway.core import sniff
 from gateway.core.jobs import Job
-from gateway.core.media_model import Thumbnail
+from gateway.core.media_model import Media, Thumbnail
 from gateway.core.object_files import downloaded, stored_md5
 from gateway.core.processing import ATTRIBUTES, PROBE, THUMBNAILS, Processing
 from storage.objects.port import ObjectStore
@@ -32,6 +31,7 @@ from workers.runner import JobHandler, PermanentError
 log = logging.getLogger("gateway.workers.media")
 
 THUMBNAIL_PREFIX = "thumbnails"
+SKIPPED = {"skipped": "media gone or replaced"}
 
 
 def thumbnail_key(media_id: int, size: int, extension: str) -> str:
@@ -57,7 +57,7 @@ class MediaJobs:
     async def probe(self, job: Job) -> dict[str, Any]:
         media = await self.processing.current(job)
         if media is None:
-            return {"skipped": "media gone or replaced"}
+            return SKIPPED
         size = media.size if media.size is not None else (await self.objects.stat(media.key)).size
         found = await sniff.probe_stored(self.objects, media.key, size, self.executor)
         checksum = {} if media.md5 is not None else {"md5": await stored_md5(self.objects, media.key, self.executor)}
@@ -66,14 +66,10 @@ class MediaJobs:
         return {"kind": found.kind, "mime_type": found.mime_type, **checksum}
 
     async def thumbnails(self, job: Job) -> dict[str, Any]:
-        media = await self.processing.current(job)
-        if media is None:
-            return {"skipped": "media gone or replaced"}
-        async with downloaded(self.objects, media.image_source_key) as path:
-            try:
-                made = await self._make_thumbnails(path)
-            except sniff.NotAnImage as exc:
-                raise PermanentError(exc.reason, str(exc)) from None
+        decoded = await self._decoded(job, imaging.decode_cost, imaging.make_thumbnails, self.thumbnail_sizes)
+        if decoded is None:
+            return SKIPPED
+        media, made = decoded
         listed = []
         for number, thumb in enumerate(made, 1):
             extension = thumb.format.lower().replace("jpeg", "jpg")
@@ -85,30 +81,29 @@ class MediaJobs:
         return {"thumbnails": [t.size for t in listed]}
 
     async def attributes(self, job: Job) -> dict[str, Any]:
-        media = await self.processing.current(job)
-        if media is None:
-            return {"skipped": "media gone or replaced"}
-        async with downloaded(self.objects, media.image_source_key) as path:
-            try:
-                found = await self._derive_attributes(path)
-            except sniff.NotAnImage as exc:
-                raise PermanentError(exc.reason, str(exc)) from None
+        decoded = await self._decoded(job, image_attributes.decode_cost, image_attributes.image_attributes)
+        if decoded is None:
+            return SKIPPED
+        _, found = decoded
         await self.processing.settle(job, found.as_changes())
         return {"blurhash": found.blurhash, "colors": len(found.colors)}
 
-    async def _make_thumbnails(self, path: Path) -> list[imaging.Thumbnail]:
-        """Decode within the process's memory budget, then hand big decodes' memory back to the OS."""
-        cost = await self._in_executor(imaging.decode_cost, path, self.thumbnail_sizes, max_pixels=self.max_pixels)
-        async with self.decode_budget.reserve(cost):
-            return await self._in_executor(_then_trim, imaging.make_thumbnails, path, self.thumbnail_sizes,
-                                           max_pixels=self.max_pixels, trim=cost > TRIM_ABOVE)
-
-    async def _derive_attributes(self, path: Path) -> image_attributes.ImageAttributes:
-        """Like thumbnails: within the decode budget, big decodes' memory handed back after."""
-        cost = await self._in_executor(image_attributes.decode_cost, path, max_pixels=self.max_pixels)
-        async with self.decode_budget.reserve(cost):
-            return await self._in_executor(_then_trim, image_attributes.image_attributes, path,
-                                           max_pixels=self.max_pixels, trim=cost > TRIM_ABOVE)
+    async def _decoded(self, job: Job, cost_of, decode, *args) -> tuple[Media, Any] | None:
+        """The job's media and ``decode(path, *args)`` of its image, or None when the media is gone
+        or replaced. The decode reserves its estimated memory (``cost_of``) from the process's
+        budget, and big decodes' memory goes back to the OS after; a file that is no image (or
+        too big a one) fails the job for good."""
+        media = await self.processing.current(job)
+        if media is None:
+            return None
+        async with downloaded(self.objects, media.image_source_key) as path:
+            try:
+                cost = await self._in_executor(cost_of, path, *args, max_pixels=self.max_pixels)
+                async with self.decode_budget.reserve(cost):
+                    return media, await self._in_executor(_then_trim, decode, path, *args,
+                                                          max_pixels=self.max_pixels, trim=cost > TRIM_ABOVE)
+            except sniff.NotAnImage as exc:
+                raise PermanentError(exc.reason, str(exc)) from None
 
     async def _in_executor(self, function, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: function(*args, **kwargs))
