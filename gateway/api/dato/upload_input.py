@@ -23,6 +23,7 @@ MAX_CUSTOM_DATA = 10_000  # bytes of JSON per locale
 MAX_BASENAME = 180  # leaves room for an extension in the gateway's 200-byte file names
 MAX_IDS = 500
 DEFAULT_PAGE, MAX_PAGE = 30, 500
+NUMBER = re.compile(r"[0-9]{1,18}")  # ids and counts: ASCII digits only, and always within 64 bits
 LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 LOCALE_KEYS = ("alt", "title", "custom_data", "focal_point", "poster_time")
 READ_ONLY = frozenset({"size", "width", "height", "basename", "filename", "url", "format", "md5", "duration",
@@ -150,7 +151,7 @@ def relationship_ids(relationships: dict[str, Any], name: str) -> list[int]:
 
 def _upload_id(field: str, raw: Any) -> int:
     text = str(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
-    if not re.fullmatch(r"[0-9]{1,18}", text):
+    if not NUMBER.fullmatch(text):
         raise invalid_field(field, "VALIDATION_INVALID", f"{raw!r} is not an upload id")
     return int(text)
 
@@ -158,7 +159,7 @@ def _upload_id(field: str, raw: Any) -> int:
 def path_upload_id(request: web.Request) -> int:
     """The ``{id}`` of a route: anything but an upload id is simply not found."""
     raw = request.match_info["id"]
-    if not re.fullmatch(r"[0-9]{1,18}", raw):
+    if not NUMBER.fullmatch(raw):
         raise DatoError(404, "NOT_FOUND", {"id": raw[:40]})
     return int(raw)
 
@@ -187,7 +188,7 @@ def _count(request: web.Request, name: str, default: int, *, most: int, least: i
     raw = request.query.get(name, "")
     if not raw:
         return default
-    if not re.fullmatch(r"[0-9]{1,18}", raw) or not least <= int(raw) <= most:
+    if not NUMBER.fullmatch(raw) or not least <= int(raw) <= most:
         raise DatoError(422, "INVALID_FIELD", {"field": name, "code": "VALIDATION_INVALID",
                                                "message": f"{name} must be an integer from {least} to {most}"})
     return int(raw)
