@@ -36,6 +36,16 @@ def _multipart(upload_id: str | None, data: bytes) -> tuple[str, bytes, bytes]:
     return f"multipart/form-data; boundary={boundary}", head, f"\r\n--{boundary}--\r\n".encode()
 
 
+def outage_of(server, outage: str):
+    """The fault a test injects into a real server: ``hung`` (SIGSTOP) or ``down`` (kill -9)."""
+    async def fault():
+        if outage == "hung":
+            server.pause()
+        else:
+            await asyncio.to_thread(server.halt, kill=True)
+    return fault
+
+
 async def chunk_interrupted(client, auth: dict, data: bytes, start: int, total: int, upload_id: str,
                             fault: Fault):
     """Send a chunk, and ``fault`` once half of its bytes are out; the reply and the

@@ -12,8 +12,8 @@ import pytest
 
 from tests.chunking import WEB_CLIENT_CHUNK, send_chunk
 from tests.faults.conftest import BACKEND_TIMEOUT
-from tests.faults.outage import (assert_unavailable, chunk_interrupted, finish_from_reported_offset,
-                                 first_chunks, ready_again, timed)
+from tests.faults.outage import (assert_unavailable, chunk_interrupted, finish_from_reported_offset, first_chunks,
+                                 outage_of, ready_again, timed)
 
 pytestmark = pytest.mark.slow
 SLACK = 2.0
@@ -30,13 +30,8 @@ async def test_mongodb_outage_mid_upload_then_resume(gateways, secantus, objects
     data = os.urandom(chunk_size * 5 + 999)
     upload_id, offset = await first_chunks(client, auth, data, chunk_size, 2)
 
-    async def fault():
-        if outage == "hung":
-            secantus.pause()
-        else:
-            await asyncio.to_thread(secantus.halt, kill=True)
-
     piece = data[offset:offset + chunk_size]
+    fault = outage_of(secantus, outage)
     reply, seconds = await chunk_interrupted(client, auth, piece, offset, len(data), upload_id, fault)
     body = await reply.json()
     assert_unavailable(reply, body, seconds, CALLS_AFTER_FAULT * BACKEND_TIMEOUT + SLACK)

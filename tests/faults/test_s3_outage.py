@@ -15,8 +15,8 @@ import pytest
 
 from tests.chunking import WEB_CLIENT_CHUNK, complete, path_of, send_chunk, upload_media
 from tests.faults.conftest import BACKEND_TIMEOUT, MiB
-from tests.faults.outage import (assert_unavailable, chunk_interrupted, finish_from_reported_offset,
-                                 first_chunks, ready_again, timed)
+from tests.faults.outage import (assert_unavailable, chunk_interrupted, finish_from_reported_offset, first_chunks,
+                                 outage_of, ready_again, timed)
 
 pytestmark = pytest.mark.slow
 SLACK = 2.0  # seconds beyond the backend timeout for everything that is not the store call
@@ -30,13 +30,8 @@ async def test_s3_outage_mid_upload_then_resume(gateways, weed, outage, chunk_si
     data = os.urandom(chunk_size * 4 + 12_345)
     upload_id, offset = await first_chunks(client, auth, data, chunk_size, 2)
 
-    async def fault():
-        if outage == "hung":
-            weed.pause()
-        else:
-            await asyncio.to_thread(weed.halt, kill=True)
-
     piece = data[offset:offset + chunk_size]
+    fault = outage_of(weed, outage)
     reply, seconds = await chunk_interrupted(client, auth, piece, offset, len(data), upload_id, fault)
     if chunk_size < 5 * MiB:
         # Chunks below a part are staged in the document store: they go on being stored while
