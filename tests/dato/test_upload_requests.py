@@ -295,3 +295,25 @@ async def test_sweep_aborts_the_multipart_upload_of_a_put_whose_instance_died(st
         with pytest.raises(ClientError) as gone:
             await objects._s3.list_parts(Bucket=objects.bucket, Key=key, UploadId=target["mpu"])
         assert gone.value.response["Error"]["Code"] == "NoSuchUpload"
+
+
+@pytest.mark.parametrize("stack", ["local+sqlite"], indirect=True)
+async def test_a_store_that_times_out_during_the_put_is_a_503_not_the_clients_fault(stack, monkeypatch):
+    """Only the body's own breaks are the client's (499); a store that does not answer in time
+    is the gateway's 503 with Retry-After, and the request stays usable."""
+    client = await stack.client()
+    account = await stack.user(client)
+    path, url = await ask(client, account["auth"], "late.bin")
+    objects = client.app[OBJECTS]
+    real_put = objects.put
+
+    async def timing_out(*args, **kwargs):
+        raise asyncio.TimeoutError()
+
+    monkeypatch.setattr(objects, "put", timing_out)
+    reply = await put_file(client, url, b"some bytes")
+    assert reply.status == 503 and reply.headers["Retry-After"], await reply.text()
+    assert "application/json" in reply.headers["Content-Type"]
+    monkeypatch.setattr(objects, "put", real_put)
+    assert (await put_file(client, url, b"some bytes")).status == 200
+    assert (await take(client, account, path)).size == 10
