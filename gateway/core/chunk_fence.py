@@ -60,19 +60,25 @@ class Fence:
         if self.lease_id is not None:
             return self.epoch
         lease_id, now = uuid.uuid4().hex, clock.now()
-        if not self.new:
-            taken = await self.documents.update(
-                "uploads", self.session["id"],
-                {"lease_id": lease_id, "lease_until": now + self.seconds, "epoch": self.epoch + 1},
-                expect={"offset": self.start, "status": "uploading", "lease_until": {"$lt": now},
-                        "epoch": self.session.get("epoch")})
-            if taken is None:
-                current = await self.documents.get("uploads", self.session["id"]) or self.session
-                if current["offset"] != self.start:
-                    raise wrong_offset(self.start, current["offset"])
+        epoch = self.session.get("epoch")
+        if not self.new and await self._lease(lease_id, now, epoch) is None:
+            current = await self.documents.get("uploads", self.session["id"]) or self.session
+            if current["offset"] != self.start:
+                raise wrong_offset(self.start, current["offset"])
+            # Only the epoch moved (an attempt that took the lease and failed, seen through a
+            # session this instance remembered): take it from there, once.
+            if current.get("epoch") == epoch or current.get("lease_until", 0.0) >= now \
+                    or await self._lease(lease_id, now, current.get("epoch")) is None:
                 raise chunk_in_progress(offset=current["offset"])
-        self.lease_id, self.epoch, self.renewed_at = lease_id, self.epoch + 1, now
+            epoch = current.get("epoch")
+        self.lease_id, self.epoch, self.renewed_at = lease_id, (epoch or 0) + 1, now
         return self.epoch
+
+    async def _lease(self, lease_id: str, now: float, epoch: int | None) -> dict[str, Any] | None:
+        return await self.documents.update(
+            "uploads", self.session["id"],
+            {"lease_id": lease_id, "lease_until": now + self.seconds, "epoch": (epoch or 0) + 1},
+            expect={"offset": self.start, "status": "uploading", "lease_until": {"$lt": now}, "epoch": epoch})
 
     async def keep(self) -> None:
         """Renew the lease, if one was taken, every third of its length while bytes flow."""

@@ -18,6 +18,7 @@ import base64
 import logging
 import re
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -34,6 +35,11 @@ from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 log = logging.getLogger("gateway.uploads")
 
 LEASE_SECONDS = 120.0
+# Sessions this instance committed last, by id: the next chunk of the same upload, which
+# usually comes back to the same instance, skips reading its session (a document-store
+# round trip, about 0.2 ms of a 200 KiB chunk's 3). Only a hint: the commit's
+# compare-and-set on the offset decides, and a stale entry fails it harmlessly.
+RECENT_SESSIONS = 4096
 # ASCII digits only (\d takes any script's digits), and at most 19 of them so int() stays cheap.
 RANGE = re.compile(r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\s*$")
 MD5_HEX = re.compile(r"[0-9a-f]{32}")
@@ -78,6 +84,7 @@ class Uploads:
         self.expiry = expiry
         self.max_size = max_size
         self.lease = lease
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def receive_chunk(self, user: User, upload_id: str | None, chunk: ChunkRange, body: Chunks,
                             filename: str | None = None) -> dict[str, Any]:
@@ -87,7 +94,7 @@ class Uploads:
             if chunk.start != 0:
                 raise bad_request("invalid_offset", "a new upload starts at offset 0", offset=0)
             return await self._write(self._new_session(user, chunk.total, filename), chunk, body, new=True)
-        session = await self._load(user, upload_id)
+        session = self._recent_session(user, upload_id, chunk) or await self._load(user, upload_id)
         if session["total"] != chunk.total:
             raise bad_request("total_changed", "Content-Range TOTAL differs from earlier chunks",
                               total=session["total"])
@@ -157,9 +164,26 @@ class Uploads:
     async def _begin(self, session: dict[str, Any]) -> dict[str, Any]:
         return await self.objects.begin(f"media/{session['id']}/{session['filename']}", "application/octet-stream")
 
+    def _recent_session(self, user: User, upload_id: str, chunk: ChunkRange) -> dict[str, Any] | None:
+        """This instance's last commit of the upload, if the chunk continues it; taken out, so
+        a second request for the same upload meanwhile reads the store."""
+        doc = self._recent.pop(upload_id, None)
+        if doc is None or doc["user_id"] != user.id or doc["offset"] != chunk.start or doc["total"] != chunk.total:
+            return None
+        return doc if doc["expires_at"] >= clock.now() else None
+
+    def _remember(self, session: dict[str, Any]) -> None:
+        self._recent[session["id"]] = session
+        if len(self._recent) > RECENT_SESSIONS:
+            self._recent.popitem(last=False)
+
     async def _load(self, user: User, upload_id: str, *, allow_complete: bool = False) -> dict[str, Any]:
-        doc = await self.documents.get("uploads", str(upload_id))
-        if doc is None or doc["user_id"] != user.id or doc["status"] == "terminated":
+        return self._checked(await self.documents.get("uploads", str(upload_id)), user.id,
+                             allow_complete=allow_complete)
+
+    @staticmethod
+    def _checked(doc: dict[str, Any] | None, user_id: int, *, allow_complete: bool = False) -> dict[str, Any]:
+        if doc is None or doc["user_id"] != user_id or doc["status"] == "terminated":
             raise not_found("upload")  # another user's upload is indistinguishable from none
         if doc["status"] == "expired" or (doc["status"] != "complete" and doc["expires_at"] < clock.now()):
             raise GatewayError(410, "upload_expired", "this upload has expired; start a new one")
@@ -194,11 +218,12 @@ class Uploads:
             # The one compare-and-set that commits: whichever attempt gets here first wins.
             committed = await self.documents.update("uploads", session["id"], changes,
                                                     expect={"offset": chunk.start, "status": "uploading"})
-        if committed is None:  # another request stored this range first
+        if committed is None:  # another request stored this range first, or the upload ended meanwhile
             await self.objects.cleanup(keep=old_target, drop=new_target)
-            current = await self.documents.get("uploads", session["id"]) or session
+            current = self._checked(await self.documents.get("uploads", session["id"]), session["user_id"])
             raise wrong_offset(chunk.start, current["offset"])
         await self.objects.cleanup(keep=new_target, drop=old_target)
+        self._remember(committed)
         log.info("chunk stored", extra={"upload_id": session["id"], "offset": committed["offset"]})
         return committed
 
@@ -308,3 +333,4 @@ async def in_progress(documents: DocumentStore, *, user_id: int | None = None, l
     total = await documents.count("uploads", where)
     found = await documents.find("uploads", where, sort=[("expires_at", -1), ("id", 1)], limit=limit, skip=offset)
     return total, found
+
