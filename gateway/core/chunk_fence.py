@@ -18,10 +18,9 @@ import contextlib
 import uuid
 from typing import Any, AsyncIterator
 
-import rehashes
-
 from gateway.core import clock
 from gateway.core.errors import GatewayError, bad_request
+from gateway.core.resumable_md5 import ResumableMd5
 from storage.documents.port import DocumentStore
 from storage.objects.port import Chunks
 
@@ -101,8 +100,9 @@ class Fence:
                 expect={"lease_id": self.lease_id}))
 
 
-async def received(body: Chunks, md5: rehashes.PyMd5, fence: Fence) -> AsyncIterator[bytes]:
-    """The client's bytes, hashed as they pass; errors of the client's side become ClientAborted."""
+async def received(body: Chunks, md5: ResumableMd5, fence: Fence) -> AsyncIterator[bytes]:
+    """The client's bytes, hashed as they pass (``await md5.settled()`` once they are all
+    through); errors of the client's side become ClientAborted."""
     pieces = body.__aiter__()
     while True:
         try:
@@ -111,6 +111,6 @@ async def received(body: Chunks, md5: rehashes.PyMd5, fence: Fence) -> AsyncIter
             return
         except (ConnectionError, TimeoutError) as exc:
             raise ClientAborted(str(exc) or type(exc).__name__) from None
-        md5.update(piece)
+        await md5.add(piece)
         await fence.keep()
         yield piece

@@ -18,7 +18,6 @@ import contextlib
 import logging
 from typing import Any
 
-import rehashes
 
 from gateway.core import streams
 from gateway.core.auth import User
@@ -26,6 +25,7 @@ from gateway.core.errors import GatewayError, bad_request, not_found
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.media_model import Media
+from gateway.core.resumable_md5 import ResumableMd5
 from gateway.core.uploads import Uploads
 
 log = logging.getLogger("gateway.tus")
@@ -169,9 +169,10 @@ class TusUploads:
         objects = self.uploads.objects
         target = await objects.concatenate(final["target"], [(p["target"]["key"], p["total"]) for p in partials])
         info = await objects.complete(target, fence=len(target.get("parts", [])) + 1)
-        md5 = rehashes.PyMd5()
+        md5 = ResumableMd5()  # the whole file: hashed off the event loop
         async for piece in (await objects.get(info.key)).chunks:
-            md5.update(piece)
+            await md5.add(piece)
+        await md5.settled()
         final = await self.uploads.fill(final, target, md5)
         user = await users.get(final["user_id"])
         media = await self.finish(user, final)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import hmac
 import itertools
 import logging
@@ -47,6 +46,7 @@ from gateway.core.auth import User, hash_token
 from gateway.core.chunk_fence import ClientAborted, received
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from gateway.core.names import safe_filename
+from gateway.core.resumable_md5 import ResumableMd5
 from storage.documents.port import DocumentStore
 from storage.errors import ObjectNotFound
 from storage.objects.port import Blocks, Chunks, IncompleteBody, ObjectStore, presigns_puts
@@ -297,7 +297,7 @@ class _Writer:
         self.stored = False  # the object exists at the key (put or completed)
 
     async def store(self, chunks: Chunks, length: int, content_type: str) -> tuple[int, str]:
-        md5 = hashlib.md5()
+        md5 = ResumableMd5()
         pieces = received(chunks, md5, self)  # hashed as they pass, the claim kept
         key = self.doc["key"]
         if length <= self.owner.block_size:  # at most one part: one request to the store
@@ -325,6 +325,7 @@ class _Writer:
         self.stored = True
         if info.size != length:
             raise IncompleteBody(length, info.size)
+        await md5.settled()
         return info.size, md5.hexdigest()
 
     async def keep(self, *, force: bool = False) -> None:

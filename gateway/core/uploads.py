@@ -2,7 +2,7 @@
 
 A session document holds everything an instance needs to continue an upload: the
 acknowledged ``offset``, the object store's upload ``target`` state and the running
-md5 state (``rehashes.PyMd5``, 88 bytes), so no instance keeps anything in memory
+md5 state (``resumable_md5``, 88 bytes), so no instance keeps anything in memory
 between chunks and ``complete`` never re-reads the object.
 
 A chunk is written in two steps: the object store writes the bytes where only
@@ -22,13 +22,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-import rehashes
-
 from gateway.core import clock
 from gateway.core.auth import User
 from gateway.core.chunk_fence import ClientAborted, Fence, LeaseLost, chunk_in_progress, received, wrong_offset
 from gateway.core.errors import GatewayError, bad_request, not_found, upload_too_large
 from gateway.core.names import safe_filename
+from gateway.core.resumable_md5 import ResumableMd5
 from storage.documents.port import DocumentStore
 from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 
@@ -68,12 +67,12 @@ class ChunkRange:
         return cls(start, end, total)
 
 
-def _md5_dump(md5: rehashes.PyMd5) -> str:
-    return base64.b64encode(md5.serialize()).decode()
+def _md5_dump(md5: ResumableMd5) -> str:
+    return base64.b64encode(md5.save()).decode()
 
 
-def _md5_load(text: str) -> rehashes.PyMd5:
-    return rehashes.PyMd5.deserialize(base64.b64decode(text))
+def _md5_load(text: str) -> ResumableMd5:
+    return ResumableMd5(base64.b64decode(text))
 
 
 class Uploads:
@@ -157,7 +156,7 @@ class Uploads:
         chunk, so a refused first chunk leaves no document and no object behind."""
         now = clock.now()
         return {"id": uuid.uuid4().hex, "user_id": user.id, "status": "uploading", "filename": safe_filename(filename),
-                "total": total, "offset": 0, "md5": _md5_dump(rehashes.PyMd5()), "target": None,
+                "total": total, "offset": 0, "md5": _md5_dump(ResumableMd5()), "target": None,
                 "created_at": now, "expires_at": now + self.expiry, "epoch": 0, "lease_id": None,
                 "lease_until": 0.0}
 
@@ -204,6 +203,7 @@ class Uploads:
             if new:
                 await _shielded(self.objects.abort(old_target))
             raise _client_error(exc, session, chunk) from None
+        await md5.settled()
         changes = {"offset": chunk.end + 1, "target": new_target, "md5": _md5_dump(md5),
                    "expires_at": clock.now() + self.expiry, "lease_id": None, "lease_until": 0.0}
         if new:
@@ -246,12 +246,12 @@ class Uploads:
     @staticmethod
     def md5_of(session: dict[str, Any]) -> str:
         """The md5 of the bytes received so far, from the saved state (no re-read)."""
-        return _md5_load(session["md5"]).finalize()
+        return _md5_load(session["md5"]).hexdigest()
 
     async def mark_complete(self, session: dict[str, Any], media_id: int | None) -> None:
         await self.documents.update("uploads", session["id"], {"status": "complete", "media_id": media_id})
 
-    async def fill(self, session: dict[str, Any], target: dict[str, Any], md5: rehashes.PyMd5) -> dict[str, Any]:
+    async def fill(self, session: dict[str, Any], target: dict[str, Any], md5: ResumableMd5) -> dict[str, Any]:
         """Record an upload whose bytes were put in place at once (an assembled tus final upload)."""
         filled = await self.documents.update(
             "uploads", session["id"], {"target": target, "offset": session["total"], "md5": _md5_dump(md5)},
