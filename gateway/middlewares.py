@@ -10,9 +10,11 @@ prefix in ``ERROR_SHAPES``; everything else gets ``json_error``'s shape.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import secrets
 import time
-import uuid
 
 from typing import Callable
 
@@ -41,15 +43,35 @@ def _error_renderer(request: web.Request) -> ErrorRenderer:
     return json_error
 
 
+class _RequestIds:
+    """Unique request ids without a uuid4 (an os.urandom call) per request: a random
+    prefix per process, drawn again in a forked child, and a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix, self.numbers = secrets.token_hex(8), itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.numbers):016x}"
+
+
+_request_ids = _RequestIds()
+
+
 @web.middleware
 async def observe(request: web.Request, handler):
-    rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-ID", "")[:64] or _request_ids.next()
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        if not response.prepared:  # sent after this returns, when the id is no longer set
+            response.headers["X-Request-ID"] = rid
         return response
     except web.HTTPException as exc:
         status = exc.status
