@@ -123,10 +123,15 @@ class Profiler:
         self.process.wait(timeout=60)
 
 
+# Where an idle thread's stack ends: the event loop in epoll, a pool thread on its queue.
+IDLE_LEAVES = ("EpollSelector.select", "_worker (concurrent/futures/thread.py:81)",
+               "_connection_worker_thread (aiosqlite/core.py:59)")
+
+
 def summarize(raw: Path, top: int = 18) -> str:
-    """Per thread, the top functions by inclusive and by self samples. py-spy runs with
-    ``--idle --threads``, so a thread's samples are its wall time and each share is a
-    share of the wall time (waiting in epoll or on a queue included)."""
+    """Per thread (the four busiest), the top functions by inclusive and by self samples.
+    py-spy runs with ``--idle --threads``, so a thread's samples are its wall time and each
+    share is a share of the wall time (waiting in epoll or on a queue included)."""
     threads: dict[str, tuple[Counter, Counter]] = {}
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -140,7 +145,10 @@ def summarize(raw: Path, top: int = 18) -> str:
     if not threads:
         return "no samples"
     lines = []
-    for thread, (inclusive, own) in sorted(threads.items(), key=lambda item: -sum(item[1][1].values()))[:4]:
+    def busy(own: Counter) -> int:
+        return sum(n for leaf, n in own.items() if not leaf.startswith(IDLE_LEAVES))
+
+    for thread, (inclusive, own) in sorted(threads.items(), key=lambda item: -busy(item[1][1]))[:4]:
         total = sum(own.values())
         lines += [f"{thread}: {total} samples", "  inclusive:"]
         lines += [f"    {n / total:6.1%}  {name}" for name, n in inclusive.most_common(top)]
