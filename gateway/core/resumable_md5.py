@@ -83,6 +83,8 @@ class ResumableMd5:
 
     def update(self, data: bytes) -> None:
         """Hash ``data`` in the calling thread."""
+        if not isinstance(data, bytes):  # ctypes (and rehashes) take only bytes
+            data = bytes(data)
         if self._ctx is not None:
             _LIB.MD5_Update(self._ctx, data, len(data))
         else:

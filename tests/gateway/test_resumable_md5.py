@@ -59,6 +59,15 @@ def test_counts_past_32_bits_of_length_convert_exactly():
         assert ResumableMd5(saved).hexdigest() == rehashes.PyMd5.deserialize(saved).finalize()
 
 
+async def test_any_bytes_like_piece_is_hashed(backend):
+    md5 = ResumableMd5()
+    await md5.add(bytearray(b"a" * 70_000))
+    await md5.add(memoryview(b"b" * 70_000))
+    await md5.add(b"c")
+    await md5.settled()
+    assert md5.hexdigest() == hashlib.md5(b"a" * 70_000 + b"b" * 70_000 + b"c").hexdigest()
+
+
 def test_what_is_not_a_saved_state_is_refused():
     with pytest.raises(ValueError):
         ResumableMd5(b"\0" * 87)
