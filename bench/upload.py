@@ -314,20 +314,25 @@ The direct 16-client S3 count includes one ListBuckets per client process (its w
 What bounds each row:
 
 - **8 MiB chunks**: a chunk streams client -> gateway -> one S3 part; the gateway adds one hop, the
-  md5 and three document-store requests per chunk (about 4 CPU s/GiB). At or near the goal when
-  the machine is quiet, below it when the hop competes for the cores (or waits on SecantusDB).
+  md5 (in a pool thread, beside the stream) and three document-store requests per chunk (about
+  4 CPU s/GiB). At or near the goal when the machine is quiet, below it when the hop competes for
+  the cores (or waits on SecantusDB).
 - **204 800-byte chunks, one client**: latency, one request after another. The gateway's time is
   direct's time (every 40th chunk uploads an 8 MiB part while the client waits) plus a few ms per
-  chunk: the client building and hashing the request, the multipart parse and md5 on the loop, one
-  read and two writes in the document store (session, staged blob, compare-and-set with its fsync)
-  and the response. At 125 MiB/s direct, 0.4x leaves about 2.4 ms per chunk for all of that; the
-  gateway's main thread is idle most of the time (profile below).
+  chunk: the client building and hashing the request, the multipart parse, the md5 (OpenSSL in a
+  pool thread, while the loop reads on), two writes in the document store (the staged blob, then
+  the compare-and-set with its fsync; the session itself is remembered from the chunk before) and
+  the response. At 125 MiB/s direct, 0.4x leaves about 2.4 ms per chunk for all of that; the gateway
+  spends about 1.7 ms of it in the handler, 1.2 of those in SQLite (profile below). The two sides
+  are not equally durable: SeaweedFS made no fsync at all while storing 256 MiB directly (`strace
+  -f -c`), while the gateway syncs every acknowledged chunk to disk.
 - **16 clients**: CPU. 16 client processes, SeaweedFS and the gateway share 2 cores, so the ratio is
   about direct's "all" CPU per GiB over the gateway path's "all". The gateway path spends CPU where
   direct spends none: per 204 800-byte chunk the gateway parses an HTTP request and a multipart
-  body, hashes the chunk (md5 on the loop, about 0.35 ms), reads the session and writes the staged
-  blob and the compare-and-set to SQLite (through aiosqlite's thread, with the kernel's file work),
-  and each client sends 40 requests per 8 MiB where a direct client sends one.
+  body, hashes the chunk (about 0.27 ms in a pool thread), writes the staged blob and the
+  compare-and-set to SQLite (through aiosqlite's thread, with the kernel's file work), and each
+  client sends 40 requests per 8 MiB where a direct client sends one. Direct's own speed here moves
+  a lot between runs (81 to 135 MiB/s on this day), and the ratio with it.
 - **S3 requests**: one UploadPart per 8 MiB, as direct, plus per file CreateMultipartUpload,
   CompleteMultipartUpload, one HeadObject and two GetObject (complete's check and the media job);
   the per-file part fades with size (133 per GiB at 1 GiB against 130 for a direct upload).
