@@ -18,7 +18,6 @@ import contextlib
 import logging
 from typing import Any
 
-
 from gateway.core import streams
 from gateway.core.auth import User
 from gateway.core.errors import GatewayError, bad_request, not_found

@@ -98,9 +98,9 @@ MAX_BATCH = 64
 PAGE_SIZE = 16384
 # Debian's SQLite is built with secure_delete on: deleting a part's 40 staged chunks wrote
 # 8 MiB of zeros over their freed pages into the WAL (and again at checkpoint), about 20 ms
-# in the chunk that filled the part. FAST still zeroes deleted cells in pages that are
-# written anyway; freed overflow pages keep their old bytes until reused, as on any other
-# build. Staged bytes are the same the object store keeps, so nothing secret is left.
+# in the chunk that filled the part. FAST still zeroes deleted cells in the b-tree pages a
+# delete rewrites anyway (where documents live); only freed overflow pages, the staged
+# chunks' bytes that the object store keeps too, stay on disk until reused.
 SECURE_DELETE = "FAST"
 
 

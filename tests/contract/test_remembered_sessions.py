@@ -25,6 +25,14 @@ async def first_chunks(client, auth, data: bytes, count: int, chunk: int = WEB_C
     return upload_id
 
 
+async def one_chunk_on_the_first_of_two(stack):
+    """Two instances; a 3-chunk upload whose first chunk the first instance stored (and remembers)."""
+    first, second = await stack.client(), await stack.client()
+    user = await stack.user(first)
+    data = os.urandom(3 * WEB_CLIENT_CHUNK)
+    return first, second, user, data, await first_chunks(first, user["auth"], data, 1)
+
+
 async def assert_stored(client, auth, upload_id: str, data: bytes) -> None:
     done = await complete(client, auth, upload_id, data, "document")
     media = await done.json()
@@ -51,10 +59,7 @@ async def test_later_chunks_on_the_same_instance_read_no_session(stack):
 
 
 async def test_a_chunk_repeated_where_the_upload_moved_on_elsewhere_gets_the_stored_offset(stack):
-    first, second = await stack.client(), await stack.client()
-    user = await stack.user(first)
-    data = os.urandom(3 * WEB_CLIENT_CHUNK)
-    upload_id = await first_chunks(first, user["auth"], data, 1)
+    first, second, user, data, upload_id = await one_chunk_on_the_first_of_two(stack)
     piece = data[WEB_CLIENT_CHUNK:2 * WEB_CLIENT_CHUNK]
     assert (await send_chunk(second, user["auth"], piece, WEB_CLIENT_CHUNK, len(data), upload_id)).status == 200
     # The first instance remembers the upload at the first chunk's end; the store knows better.
@@ -69,10 +74,7 @@ async def test_a_chunk_repeated_where_the_upload_moved_on_elsewhere_gets_the_sto
 
 
 async def test_an_upload_ended_elsewhere_is_refused_as_the_stored_session_says(stack):
-    first, second = await stack.client(), await stack.client()
-    user = await stack.user(first)
-    data = os.urandom(3 * WEB_CLIENT_CHUNK)
-    upload_id = await first_chunks(first, user["auth"], data, 1)
+    first, second, user, data, upload_id = await one_chunk_on_the_first_of_two(stack)
     session = await second.app[DOCUMENTS].get("uploads", upload_id)
     await second.app[UPLOADS].discard(session)  # as the other instance's sweeper ends an expired upload
     reply = await send_chunk(first, user["auth"], data[WEB_CLIENT_CHUNK:2 * WEB_CLIENT_CHUNK], WEB_CLIENT_CHUNK,
