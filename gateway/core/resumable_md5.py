@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,21 @@ def _libcrypto():
     return lib
 
 
-_LIB = _libcrypto()
+def _agrees(lib) -> bool:
+    """The struct layout assumed below, checked once against hashlib and rehashes (a
+    libcrypto built otherwise falls back to rehashes instead of hashing wrongly)."""
+    data, head = bytes(range(256)) * 3, rehashes.PyMd5()
+    head.update(data[:100])
+    ctx = _to_ctx(head.serialize())
+    lib.MD5_Update(ctx, data[100:], len(data) - 100)
+    resumed = rehashes.PyMd5()
+    resumed.update(data)
+    digest = ctypes.create_string_buffer(16)
+    same_state = _from_ctx(ctx) == resumed.serialize()
+    lib.MD5_Final(digest, ctx)
+    return same_state and digest.raw.hex() == hashlib.md5(data).hexdigest()
+
+
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -68,6 +83,11 @@ def _from_ctx(ctx: ctypes.Array) -> bytes:
     (buffered,) = struct.unpack_from("<I", raw, 88)
     blocks = ((high << 32 | low) // 8 - buffered) // 64
     return raw[:16] + blocks.to_bytes(8, "little") + bytes([buffered]) + raw[24:24 + buffered].ljust(63, b"\0")
+
+
+_LIB = _libcrypto()
+if _LIB is not None and not _agrees(_LIB):
+    _LIB = None
 
 
 class ResumableMd5:

@@ -71,3 +71,16 @@ async def test_any_bytes_like_piece_is_hashed(backend):
 def test_what_is_not_a_saved_state_is_refused():
     with pytest.raises(ValueError):
         ResumableMd5(b"\0" * 87)
+
+
+def test_a_libcrypto_that_hashes_otherwise_is_not_used():
+    """The MD5_CTX layout is checked once at import; one that disagrees means rehashes."""
+    class Disagreeing:
+        def MD5_Update(self, ctx, data, length):
+            pass
+
+        def MD5_Final(self, digest, ctx):
+            pass
+
+    assert resumable_md5._agrees(resumable_md5._LIB)
+    assert not resumable_md5._agrees(Disagreeing())
