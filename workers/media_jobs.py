@@ -60,7 +60,7 @@ class MediaJobs:
             return SKIPPED
         size = media.size if media.size is not None else (await self.objects.stat(media.key)).size
         found = await sniff.probe_stored(self.objects, media.key, size, self.executor)
-        checksum = {} if media.md5 is not None else {"md5": await stored_md5(self.objects, media.key, self.executor)}
+        checksum = {} if media.md5 is not None else {"md5": (await stored_md5(self.objects, media.key)).hexdigest()}
         await self.processing.probed(job, mime_type=found.mime_type, kind=found.kind, size=found.size,
                                      image_width=found.width, image_height=found.height, mode=found.mode, **checksum)
         return {"kind": found.kind, "mime_type": found.mime_type, **checksum}

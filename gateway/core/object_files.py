@@ -1,24 +1,23 @@
 """Stored objects read through, off the event loop: as a temporary local file (for code
 that needs random access, such as Pillow), or hashed (the md5 of bytes that never
 streamed through the gateway: a presigned PUT straight into S3, whose ETag is not
-always the md5).
+always the md5, or a tus final upload assembled inside the store).
 
-Both hand the executor a batch of pieces at a time: few thread hops, and no more
-than a batch held at once. A slow disk or a long hash must not stall the event loop
-(and every request with it); hashlib releases the GIL on large updates.
+The file is written a batch of pieces per executor call: few thread hops, and no
+more than a batch held at once. A slow disk or a long hash must not stall the event
+loop (and every request with it); the md5 runs in ``ResumableMd5``'s pool.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import hashlib
 import os
 import tempfile
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import AsyncIterator
 
+from gateway.core.resumable_md5 import ResumableMd5
 from storage.objects.port import ObjectStore
 
 BATCH = 1024 * 1024  # bytes handed to the executor at once
@@ -56,15 +55,11 @@ async def downloaded(objects: ObjectStore, key: str, end: int | None = None) -> 
         await loop.run_in_executor(None, os.unlink, name)  # a multi-GiB file takes a while to free
 
 
-async def stored_md5(objects: ObjectStore, key: str, executor: Executor | None = None) -> str:
-    """The hex md5 of the object at ``key``."""
-    loop = asyncio.get_running_loop()
-    digest = hashlib.md5()
-    async for batch in batches(objects, key):
-        await loop.run_in_executor(executor, _update, digest, batch)
-    return digest.hexdigest()
-
-
-def _update(digest, pieces: list[bytes]) -> None:
-    for piece in pieces:
-        digest.update(piece)
+async def stored_md5(objects: ObjectStore, key: str) -> ResumableMd5:
+    """The md5 of the object at ``key``, settled: its ``hexdigest()``, or its state for a
+    session that keeps one."""
+    md5 = ResumableMd5()
+    async for piece in (await objects.get(key)).chunks:
+        await md5.add(piece)
+    await md5.settled()
+    return md5

@@ -24,7 +24,7 @@ from gateway.core.errors import GatewayError, bad_request, not_found
 from gateway.core.jobs import JobQueue
 from gateway.core.media import MediaService
 from gateway.core.media_model import Media
-from gateway.core.resumable_md5 import ResumableMd5
+from gateway.core.object_files import stored_md5
 from gateway.core.uploads import Uploads
 
 log = logging.getLogger("gateway.tus")
@@ -168,11 +168,7 @@ class TusUploads:
         objects = self.uploads.objects
         target = await objects.concatenate(final["target"], [(p["target"]["key"], p["total"]) for p in partials])
         info = await objects.complete(target, fence=len(target.get("parts", [])) + 1)
-        md5 = ResumableMd5()  # the whole file: hashed off the event loop
-        async for piece in (await objects.get(info.key)).chunks:
-            await md5.add(piece)
-        await md5.settled()
-        final = await self.uploads.fill(final, target, md5)
+        final = await self.uploads.fill(final, target, await stored_md5(objects, info.key))
         user = await users.get(final["user_id"])
         media = await self.finish(user, final)
         for partial in partials:  # assembled: the partial objects have served their purpose
