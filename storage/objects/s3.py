@@ -4,21 +4,33 @@ S3 multipart wants every part but the last to be at least 5 MiB, while clients
 send 200 KiB chunks. A chunk that, with what is already staged, stays below the
 part size is staged in the document store (``BlobStaging``: a SQLite BLOB row or a
 MongoDB binary document of at most 4 MiB), which is durable and shared by every
-instance and takes a small write far cheaper than an S3 PUT. A chunk that reaches
-the part size becomes one part (parts need not be equal): the staged bytes, read
-back, followed by the chunk streamed straight from the client. So S3 sees one
-request per part, as a direct multipart upload would, each byte is written to S3
-once, and memory per upload stays below one part. The state that ties it together
-lives in the session document:
+instance and takes a small write far cheaper than an S3 PUT. A big chunk (over 4
+MiB) that reaches the part size becomes one part (parts need not be equal): the
+staged bytes, read back, followed by the chunk streamed straight from the client.
+So S3 sees one request per part, as a direct multipart upload would, each byte is
+written to S3 once, and memory per upload stays below one part.
+
+A small chunk that completes a part does not wait for that part's upload (an 8 MiB
+PUT takes about 60 ms here, 40 chunks' worth): it is staged like the others and the
+part is uploaded from the staged pieces in the background ("flushed"). Its session
+commit records which staged prefix is being flushed under which part number; the
+next chunk this instance takes turns the finished part into a committed one
+(``_folded``). The bytes stay staged, durable and shared, until then, so an
+instance that dies mid-flush loses nothing: whoever holds the upload next flushes
+them again once a further part's worth has arrived, or uploads them on complete.
+The state that ties it together lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
-     "parts": [[number, etag], ...], "staged": [[blob key, size], ...], "size"}
+     "parts": [[number, etag], ...], "staged": [[blob key, size], ...], "size",
+     "flush": {"number", "pieces"} or None: the first ``pieces`` staged ones are being
+              uploaded as part ``number``}
 
 Fencing. On AWS the last upload of a part number wins, so a writer that stalled
 past its lease must never upload a part number that another attempt may commit.
 A part's number is the fencing token the core hands out (the session lease's
 epoch): unique per attempt and growing with the offset. Abandoned attempts only
-skip numbers; staged keys are fresh per attempt anyway.
+skip numbers; staged keys are fresh per attempt anyway. A flush's number is taken
+the same way, by the chunk that starts it, so it is unique too.
 """
 from __future__ import annotations
 
@@ -26,8 +38,10 @@ import asyncio
 import contextlib
 import io
 import itertools
+import logging
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 import aiohttp
@@ -40,6 +54,8 @@ from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly, read_whole
 from storage.objects.s3_deadline import bound_every_call
 
+log = logging.getLogger("storage.s3")
+
 # Staged chunks this instance wrote, kept to skip reading them back when they become
 # a part. Only a shortcut: the staging store holds them durably whatever happens here.
 STAGED_CACHE_BYTES = 32 * 1024 * 1024
@@ -49,6 +65,10 @@ MIN_PART = 5 * 1024 * 1024  # every part but the last
 # A client sending tiny chunks would grow the staged list (and the session document)
 # without bound; past this many pieces they are rewritten as a few big ones.
 MAX_STAGED_PIECES = 64
+# Background part uploads this instance remembers, one per upload at most (the newest):
+# a finished one waits here for the upload's next chunk. An upload that never returns
+# only leaves a small record, dropped first when more uploads run.
+MAX_FLUSHES = 1024
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -102,6 +122,7 @@ class S3ObjectStore:
             ),
         )
         self._recent = _RecentStaged(STAGED_CACHE_BYTES)
+        self._flushes: OrderedDict[str, _Flush] = OrderedDict()  # by multipart upload id
         self._stack = contextlib.AsyncExitStack()
         self._s3 = None
 
@@ -125,6 +146,12 @@ class S3ObjectStore:
             raise
 
     async def close(self) -> None:
+        # Running flushes are only a head start: their pieces stay staged for whoever goes on.
+        flushes = [flush.task for flush in self._flushes.values()]
+        for task in flushes:
+            task.cancel()
+        await asyncio.gather(*flushes, return_exceptions=True)
+        self._flushes.clear()
         await self._stack.aclose()
 
     def _count(self, event_name: str, **_) -> None:
@@ -210,26 +237,74 @@ class S3ObjectStore:
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
                      fence: Fence) -> UploadState:
-        staged_size = sum(size for _, size in state["staged"])
-        if staged_size + length < self.part_size:
-            data = await read_whole(chunks, length)
-            return {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
+        state = self._folded(state)
+        if _size(_unflushed(state)) + length >= self.part_size:
+            # A part's worth beyond any flush: one flush at a time per upload, so wait for
+            # ours; one this instance does not run may be lost with its instance, so redo it.
+            state = await self._settled(state)
+            if _size(state["staged"]) + length >= self.part_size and length > MAX_BLOB:
+                return await self._append_part(state, offset, chunks, length, fence)
+        flushing = not state.get("flush") and _size(state["staged"]) + length >= self.part_size
+        data = await read_whole(chunks, length)
+        number = _part_number(await fence()) if flushing else 0
+        state = {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
+        return self._flush(state, number) if flushing else state
 
-        # Enough for a part: the staged bytes (fetched together, less than one part)
-        # then the incoming ones, streamed to S3 as they arrive, so receiving from the
-        # client and sending to S3 overlap and nothing bigger than a piece is held.
+    async def _append_part(self, state: UploadState, offset: int, chunks: Chunks, length: int,
+                           fence: Fence) -> UploadState:
+        """A big chunk that reaches a part: the staged bytes (less than one part) then the
+        incoming ones, streamed to S3 as they arrive, so receiving from the client and
+        sending to S3 overlap and nothing bigger than a piece is held."""
         number = _part_number(await fence())
-        staged = self._staged_pieces(state)  # one piece at a time: memory stays flat with many uploads
-        body = _StreamedBody(lambda: read_exactly(_prefixed(staged, chunks), staged_size + length, READ_PIECE))
-        part = await self._upload_part(state, number, body, staged_size + length)
+        size = _size(state["staged"]) + length
+        staged = self._staged_pieces(state["staged"])  # one piece at a time: memory stays flat with many uploads
+        body = _StreamedBody(lambda: read_exactly(_prefixed(staged, chunks), size, READ_PIECE))
+        part = await self._upload_part(state, number, body, size)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
+
+    def _flush(self, state: UploadState, number: int) -> UploadState:
+        """Start uploading every staged piece as part ``number``; the state that says so."""
+        staged = state["staged"]
+        size = _size(staged)
+        body = _StreamedBody(lambda: read_exactly(self._staged_pieces(staged), size, READ_PIECE), rewindable=True)
+        task = asyncio.create_task(self._upload_part(state, number, body, size))
+        task.add_done_callback(_log_failed_flush)
+        self._flushes[state["mpu"]] = _Flush(number, tuple(key for key, _ in staged), task)
+        self._flushes.move_to_end(state["mpu"])
+        while len(self._flushes) > MAX_FLUSHES:
+            self._flushes.popitem(last=False)
+        return {**state, "flush": {"number": number, "pieces": len(staged)}}
+
+    def _folded(self, state: UploadState) -> UploadState:
+        """The state with its flush done, if this instance ran it and it has finished: the
+        flushed pieces become a part. A failed flush is forgotten, so it is started again."""
+        marked, flush = state.get("flush"), self._flushes.get(state["mpu"])
+        if not marked or flush is None or flush.number != marked["number"] or not flush.task.done():
+            return state
+        pieces = marked["pieces"]
+        if flush.task.cancelled() or flush.task.exception() is not None \
+                or tuple(key for key, _ in state["staged"][:pieces]) != flush.keys:
+            return {**state, "flush": None}
+        return {**state, "parts": state["parts"] + [flush.task.result()], "staged": state["staged"][pieces:],
+                "flush": None}
+
+    async def _settled(self, state: UploadState) -> UploadState:
+        """The state with no flush running: ours waited for and folded, anyone else's
+        dropped (its pieces are still staged and get flushed again)."""
+        marked, flush = state.get("flush"), self._flushes.get(state["mpu"])
+        if marked and flush is not None and flush.number == marked["number"]:
+            await asyncio.wait([flush.task])  # not cancelled with this request: it may serve the next
+            state = self._folded(state)
+        return {**state, "flush": None} if state.get("flush") else state
 
     async def _stage(self, state: UploadState, offset: int, data: bytes) -> list:
         """The new staged list with ``data`` in it, under fresh keys (a retried or racing
-        chunk never overwrites a piece a committed state points at)."""
+        chunk never overwrites a piece a committed state points at). Tiny pieces beyond
+        the ones being flushed are rewritten as one once there are too many."""
         kept = state["staged"]
-        if len(kept) >= MAX_STAGED_PIECES:
-            data, kept = b"".join(await self._read_staged(state)) + data, []
+        tail = _unflushed(state)
+        if len(tail) >= MAX_STAGED_PIECES:
+            data, kept = b"".join(await self._read_staged(tail)) + data, kept[:len(kept) - len(tail)]
         attempt = f"{self._instance}{next(self._attempts):x}"  # unique without a uuid4 per chunk
         pieces = [[f"{state['token']}/{offset:016d}-{attempt}-{at // MAX_BLOB}", data[at:at + MAX_BLOB]]
                   for at in range(0, len(data), MAX_BLOB)]
@@ -238,16 +313,16 @@ class S3ObjectStore:
             self._recent.put(key, piece)
         return kept + [[key, len(piece)] for key, piece in pieces]
 
-    async def _staged_pieces(self, state: UploadState) -> AsyncIterator[bytes]:
-        for key, _ in state["staged"]:
+    async def _staged_pieces(self, staged: list) -> AsyncIterator[bytes]:
+        for key, _ in staged:
             data = self._recent.take(key)
             yield data if data is not None else (await self.staging.get_blobs([key]))[0]
 
-    async def _read_staged(self, state: UploadState) -> list[bytes]:
+    async def _read_staged(self, staged: list) -> list[bytes]:
         """The staged pieces in order: from this instance's memory when it staged them,
         else from the staging store (another instance staged them, or they were evicted)."""
-        cached = [self._recent.take(key) for key, _ in state["staged"]]
-        missing = [key for (key, _), data in zip(state["staged"], cached) if data is None]
+        cached = [self._recent.take(key) for key, _ in staged]
+        missing = [key for (key, _), data in zip(staged, cached) if data is None]
         fetched = iter(await self.staging.get_blobs(missing) if missing else [])
         return [data if data is not None else next(fetched) for data in cached]
 
@@ -282,13 +357,16 @@ class S3ObjectStore:
         return done
 
     async def _complete(self, state: UploadState, fence: int) -> ObjectInfo:
+        state = await self._settled(state)
         parts = list(state["parts"])
         if state["staged"]:
             # ``fence`` is above every number handed out; concurrent completes upload the
-            # same bytes under it. The staged tail (up to a part) streams piece by piece,
-            # as in ``append``: joined, 16 concurrent completes held 16 parts at once.
-            size = sum(size for _, size in state["staged"])
-            body = _StreamedBody(lambda: read_exactly(self._staged_pieces(state), size, READ_PIECE), rewindable=True)
+            # same bytes under it. The staged tail (up to two parts when a flush was lost)
+            # streams piece by piece, as in ``append``: joined, 16 concurrent completes
+            # held 16 parts at once.
+            size = _size(state["staged"])
+            body = _StreamedBody(lambda: read_exactly(self._staged_pieces(state["staged"]), size, READ_PIECE),
+                                 rewindable=True)
             parts.append(await self._upload_part(state, _part_number(fence), body, size))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
@@ -347,11 +425,39 @@ class S3ObjectStore:
         await self.staging.delete_blobs(dropped)
 
     async def abort(self, state: UploadState) -> None:
+        flush = self._flushes.pop(state["mpu"], None)
+        if flush is not None:
+            flush.task.cancel()
         with contextlib.suppress(ObjectNotFound), _translated(state["key"]):
             await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"])
         # By prefix rather than by the state: a request that died after staging but
         # before its compare-and-set left pieces no state names.
         await self.staging.delete_blob_prefix(f"{state['token']}/")
+
+
+@dataclass(frozen=True)
+class _Flush:
+    """A background upload of staged pieces (``keys``) as part ``number``; the task returns
+    ``[number, etag]``."""
+
+    number: int
+    keys: tuple[str, ...]
+    task: asyncio.Task
+
+
+def _log_failed_flush(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("part flush failed; its pieces stay staged", extra={"error": str(task.exception())})
+
+
+def _size(staged: list) -> int:
+    return sum(size for _, size in staged)
+
+
+def _unflushed(state: UploadState) -> list:
+    """The staged pieces no flush is uploading."""
+    marked = state.get("flush")
+    return state["staged"][marked["pieces"]:] if marked else state["staged"]
 
 
 def _part_number(number: int) -> int:

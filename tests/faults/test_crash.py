@@ -173,3 +173,43 @@ async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_pa
             assert [t["size"] for t in current["thumbnails"]] == [64, 128, 512, 1080]
     finally:
         gateway.kill()
+
+
+@pytest.mark.slow
+async def test_kill_9_while_a_part_is_flushed_loses_no_acknowledged_byte(tmp_path, weed):
+    gateway = Gateway(tmp_path, GATEWAY_OBJECT_STORE="s3", GATEWAY_S3_ENDPOINT=weed.endpoint,
+                      GATEWAY_S3_BUCKET="crash-flush", GATEWAY_S3_ACCESS_KEY=weed.access_key,
+                      GATEWAY_S3_SECRET_KEY=weed.secret_key, GATEWAY_S3_PART_SIZE=str(5 * MiB))
+    token = gateway.cli("users", "add", "flush").strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
+    data = os.urandom(8 * MiB)
+    filling = -(-5 * MiB // PIECE)  # the chunk that completes the first part
+    await gateway.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            upload_id = None
+            for start in range(0, filling * PIECE, PIECE):
+                if start == (filling - 1) * PIECE:
+                    weed.pause()  # S3 frozen: the part's background upload cannot finish
+                status, body = await send_chunk(http, gateway, auth, data[start:start + PIECE], start, len(data),
+                                                upload_id)
+                assert status == 200, body  # staged chunks need no S3
+                upload_id = body["upload_id"]
+            session = [s for s in rows(tmp_path, "uploads") if s["id"] == upload_id][0]
+            assert session["target"]["flush"] and not session["target"]["parts"]
+            gateway.kill()
+            weed.resume()
+
+            await gateway.start()
+            for start in range(filling * PIECE, len(data), PIECE):
+                status, body = await send_chunk(http, gateway, auth, data[start:start + PIECE], start, len(data),
+                                                upload_id)
+                assert status == 200, body
+            form = {"upload_id": upload_id, "type": "document", "md5": hashlib.md5(data).hexdigest()}
+            async with http.post(gateway.url + "/api/v2/media/upload/complete/", json=form, headers=auth) as reply:
+                document = await reply.json()
+                assert reply.status == 201, document
+            async with http.get(document["url"]) as reply:
+                assert await reply.read() == data
+    finally:
+        gateway.kill()
