@@ -18,6 +18,9 @@ next chunk this instance takes turns the finished part into a committed one
 (``_folded``). The bytes stay staged, durable and shared, until then, so an
 instance that dies mid-flush loses nothing: whoever holds the upload next flushes
 them again once a further part's worth has arrived, or uploads them on complete.
+A chunk that starts a flush after a failed one, or with two parts' worth staged
+(a flush was lost), waits for it: while S3 is away, staging stays bounded and
+chunks are refused with 503 as they were before flushes ran in the background.
 The state that ties it together lives in the session document:
 
     {"key", "content_type", "mpu": upload id, "token": staging prefix,
@@ -248,7 +251,18 @@ class S3ObjectStore:
         data = await read_whole(chunks, length)
         number = _part_number(await fence()) if flushing else 0
         state = {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
-        return self._flush(state, number) if flushing else state
+        if not flushing:
+            return state
+        failed_before = self._flush_failed(state["mpu"])
+        state = self._flush(state, number)
+        if failed_before or _size(state["staged"]) >= 2 * self.part_size:
+            # The last flush failed, or one was lost: this chunk waits for its flush, so while
+            # S3 is away chunks are refused (503) rather than staged without bound.
+            task = self._flushes[state["mpu"]].task
+            await asyncio.wait([task])
+            task.result()
+            state = self._folded(state)
+        return state
 
     async def _append_part(self, state: UploadState, offset: int, chunks: Chunks, length: int,
                            fence: Fence) -> UploadState:
@@ -277,16 +291,24 @@ class S3ObjectStore:
 
     def _folded(self, state: UploadState) -> UploadState:
         """The state with its flush done, if this instance ran it and it has finished: the
-        flushed pieces become a part. A failed flush is forgotten, so it is started again."""
+        flushed pieces become a part. After a failed flush here, any flush is taken as
+        lost, so the pieces are flushed again."""
         marked, flush = state.get("flush"), self._flushes.get(state["mpu"])
-        if not marked or flush is None or flush.number != marked["number"] or not flush.task.done():
+        if not marked or flush is None or not flush.task.done():
             return state
+        if _failed(flush.task):
+            return {**state, "flush": None}
+        if flush.number != marked["number"]:
+            return state  # another instance's (or another attempt's) flush
         pieces = marked["pieces"]
-        if flush.task.cancelled() or flush.task.exception() is not None \
-                or tuple(key for key, _ in state["staged"][:pieces]) != flush.keys:
+        if tuple(key for key, _ in state["staged"][:pieces]) != flush.keys:
             return {**state, "flush": None}
         return {**state, "parts": state["parts"] + [flush.task.result()], "staged": state["staged"][pieces:],
                 "flush": None}
+
+    def _flush_failed(self, mpu: str) -> bool:
+        flush = self._flushes.get(mpu)
+        return flush is not None and _failed(flush.task)
 
     async def _settled(self, state: UploadState) -> UploadState:
         """The state with no flush running: ours waited for and folded, anyone else's
@@ -443,6 +465,10 @@ class _Flush:
     number: int
     keys: tuple[str, ...]
     task: asyncio.Task
+
+
+def _failed(task: asyncio.Task) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
 
 
 def _log_failed_flush(task: asyncio.Task) -> None:

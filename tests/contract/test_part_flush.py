@@ -143,8 +143,32 @@ async def test_a_failed_flush_is_started_again_with_the_next_chunk(stack, caplog
     await until(lambda: "part flush failed" in caplog.text)
     await send_chunks(client, user["auth"], data, upload_id, FILLING * WEB_CLIENT_CHUNK,
                       (FILLING + 1) * WEB_CLIENT_CHUNK)
-    again = await target(client, upload_id)
-    assert again["flush"]["pieces"] == FILLING + 1  # every staged piece, under a new number
+    again = await target(client, upload_id)  # the next chunk waited for its flush, of every staged piece
+    assert len(again["parts"]) == 1 and again["staged"] == [] and not again["flush"]
     await send_chunks(client, user["auth"], data, upload_id, (FILLING + 1) * WEB_CLIENT_CHUNK)
     await assert_stored(client, user["auth"], upload_id, data)
     assert s3.started == 3  # the failed flush, the flush again, the tail
+
+
+@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
+async def test_while_s3_refuses_parts_the_chunk_after_a_failed_flush_is_refused_and_nothing_is_lost(stack, caplog):
+    caplog.set_level(logging.WARNING, "storage.s3")
+    client = await stack.client()
+    user = await stack.user(client)
+    s3 = held_parts(client)
+    s3.release.set()
+    s3.failing = 100
+    data = os.urandom(8 * MiB)
+    upload_id = await first_chunks(client, user["auth"], data, FILLING)
+    await until(lambda: "part flush failed" in caplog.text)
+    at = FILLING * WEB_CLIENT_CHUNK
+    for _ in range(2):  # refused, and again: staging does not grow while S3 is away
+        refused = await send_chunk(client, user["auth"], data[at:at + WEB_CLIENT_CHUNK], at, len(data), upload_id)
+        body = await refused.json()
+        assert refused.status == 503 and refused.headers["Retry-After"] and body["backend"] == "s3", body
+    stored = await target(client, upload_id)
+    assert stored["size"] == at and len(stored["staged"]) == FILLING and not stored["parts"]
+
+    s3.failing = 0  # S3 is back: the same chunk goes through, and so does the rest
+    await send_chunks(client, user["auth"], data, upload_id, at)
+    await assert_stored(client, user["auth"], upload_id, data)
