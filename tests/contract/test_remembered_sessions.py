@@ -55,6 +55,7 @@ async def test_later_chunks_on_the_same_instance_read_no_session(stack):
     after = await backend_requests(client)
     assert after.get((store, "get"), 0) == before.get((store, "get"), 0)
     assert after[(store, "update")] - before[(store, "update")] == 4  # one compare-and-set a chunk
+    assert after.get((store, "delete_blobs"), 0) == before.get((store, "delete_blobs"), 0)  # nothing to drop
     await assert_stored(client, user["auth"], upload_id, data)
 
 
