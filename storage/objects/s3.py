@@ -398,6 +398,7 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
             )
+        self._flushes.pop(state["mpu"], None)
         await self.staging.delete_blob_prefix(f"{state['token']}/")
         return await self.stat(state["key"])
 
