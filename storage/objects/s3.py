@@ -12,10 +12,10 @@ written to S3 once, and memory per upload stays below one part.
 
 A small chunk that completes a part does not wait for that part's upload (an 8 MiB
 PUT takes about 60 ms here, 40 chunks' worth): it is staged like the others and the
-part is uploaded from the staged pieces in the background ("flushed"). Its session
-commit records which staged prefix is being flushed under which part number; the
-next chunk this instance takes turns the finished part into a committed one
-(``_folded``). The bytes stay staged, durable and shared, until then, so an
+part is uploaded from the staged pieces in the background ("flushed", see
+``s3_flushes``). Its session commit records which staged prefix is being flushed
+under which part number; the next chunk this instance takes turns the finished part
+into a committed one. The bytes stay staged, durable and shared, until then, so an
 instance that dies mid-flush loses nothing: whoever holds the upload next flushes
 them again once a further part's worth has arrived, or uploads them on complete.
 A chunk that starts a flush after a failed one, or with two parts' worth staged
@@ -39,13 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import itertools
-import logging
 import uuid
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from collections import Counter
+from typing import AsyncIterator
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -55,9 +52,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storage.documents.port import MAX_BLOB, BlobStaging
 from storage.errors import BackendUnavailable, ObjectNotFound
 from storage.objects.port import Chunks, Fence, ObjectBody, ObjectInfo, UploadState, read_exactly, read_whole
+from storage.objects.s3_bodies import RecentStaged, StreamedBody, prefixed
 from storage.objects.s3_deadline import bound_every_call
-
-log = logging.getLogger("storage.s3")
+from storage.objects.s3_flushes import Flushes, unflushed
 
 # Staged chunks this instance wrote, kept to skip reading them back when they become
 # a part. Only a shortcut: the staging store holds them durably whatever happens here.
@@ -68,10 +65,6 @@ MIN_PART = 5 * 1024 * 1024  # every part but the last
 # A client sending tiny chunks would grow the staged list (and the session document)
 # without bound; past this many pieces they are rewritten as a few big ones.
 MAX_STAGED_PIECES = 64
-# Background part uploads this instance remembers, one per upload at most (the newest):
-# a finished one waits here for the upload's next chunk. An upload that never returns
-# only leaves a small record, dropped first when more uploads run.
-MAX_FLUSHES = 1024
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -124,8 +117,8 @@ class S3ObjectStore:
                 s3={"payload_signing_enabled": False},
             ),
         )
-        self._recent = _RecentStaged(STAGED_CACHE_BYTES)
-        self._flushes: OrderedDict[str, _Flush] = OrderedDict()  # by multipart upload id
+        self._recent = RecentStaged(STAGED_CACHE_BYTES)
+        self._flushes = Flushes()
         self._stack = contextlib.AsyncExitStack()
         self._s3 = None
 
@@ -149,12 +142,7 @@ class S3ObjectStore:
             raise
 
     async def close(self) -> None:
-        # Running flushes are only a head start: their pieces stay staged for whoever goes on.
-        flushes = [flush.task for flush in self._flushes.values()]
-        for task in flushes:
-            task.cancel()
-        await asyncio.gather(*flushes, return_exceptions=True)
-        self._flushes.clear()
+        await self._flushes.close()
         await self._stack.aclose()
 
     def _count(self, event_name: str, **_) -> None:
@@ -240,11 +228,11 @@ class S3ObjectStore:
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
                      fence: Fence) -> UploadState:
-        state = self._folded(state)
-        if _size(_unflushed(state)) + length >= self.part_size:
+        state = self._flushes.folded(state)
+        if _size(unflushed(state)) + length >= self.part_size:
             # A part's worth beyond any flush: one flush at a time per upload, so wait for
             # ours; one this instance does not run may be lost with its instance, so redo it.
-            state = await self._settled(state)
+            state = await self._flushes.settled(state)
             if _size(state["staged"]) + length >= self.part_size and length > MAX_BLOB:
                 return await self._append_part(state, offset, chunks, length, fence)
         flushing = not state.get("flush") and _size(state["staged"]) + length >= self.part_size
@@ -253,15 +241,14 @@ class S3ObjectStore:
         state = {**state, "staged": await self._stage(state, offset, data), "size": offset + length}
         if not flushing:
             return state
-        failed_before = self._flush_failed(state["mpu"])
-        state = self._flush(state, number)
-        if failed_before or _size(state["staged"]) >= 2 * self.part_size:
+        failed_before = self._flushes.failed(state["mpu"])
+        staged, size = state["staged"], _size(state["staged"])
+        body = StreamedBody(lambda: read_exactly(self._staged_pieces(staged), size, READ_PIECE), rewindable=True)
+        state = self._flushes.start(state, number, self._upload_part(state, number, body, size))
+        if failed_before or size >= 2 * self.part_size:
             # The last flush failed, or one was lost: this chunk waits for its flush, so while
             # S3 is away chunks are refused (503) rather than staged without bound.
-            task = self._flushes[state["mpu"]].task
-            await asyncio.wait([task])
-            task.result()
-            state = self._folded(state)
+            state = await self._flushes.finished(state)
         return state
 
     async def _append_part(self, state: UploadState, offset: int, chunks: Chunks, length: int,
@@ -272,59 +259,16 @@ class S3ObjectStore:
         number = _part_number(await fence())
         size = _size(state["staged"]) + length
         staged = self._staged_pieces(state["staged"])  # one piece at a time: memory stays flat with many uploads
-        body = _StreamedBody(lambda: read_exactly(_prefixed(staged, chunks), size, READ_PIECE))
+        body = StreamedBody(lambda: read_exactly(prefixed(staged, chunks), size, READ_PIECE))
         part = await self._upload_part(state, number, body, size)
         return {**state, "parts": state["parts"] + [part], "staged": [], "size": offset + length}
-
-    def _flush(self, state: UploadState, number: int) -> UploadState:
-        """Start uploading every staged piece as part ``number``; the state that says so."""
-        staged = state["staged"]
-        size = _size(staged)
-        body = _StreamedBody(lambda: read_exactly(self._staged_pieces(staged), size, READ_PIECE), rewindable=True)
-        task = asyncio.create_task(self._upload_part(state, number, body, size))
-        task.add_done_callback(_log_failed_flush)
-        self._flushes[state["mpu"]] = _Flush(number, tuple(key for key, _ in staged), task)
-        self._flushes.move_to_end(state["mpu"])
-        while len(self._flushes) > MAX_FLUSHES:
-            self._flushes.popitem(last=False)
-        return {**state, "flush": {"number": number, "pieces": len(staged)}}
-
-    def _folded(self, state: UploadState) -> UploadState:
-        """The state with its flush done, if this instance ran it and it has finished: the
-        flushed pieces become a part. After a failed flush here, any flush is taken as
-        lost, so the pieces are flushed again."""
-        marked, flush = state.get("flush"), self._flushes.get(state["mpu"])
-        if not marked or flush is None or not flush.task.done():
-            return state
-        if _failed(flush.task):
-            return {**state, "flush": None}
-        if flush.number != marked["number"]:
-            return state  # another instance's (or another attempt's) flush
-        pieces = marked["pieces"]
-        if tuple(key for key, _ in state["staged"][:pieces]) != flush.keys:
-            return {**state, "flush": None}
-        return {**state, "parts": state["parts"] + [flush.task.result()], "staged": state["staged"][pieces:],
-                "flush": None}
-
-    def _flush_failed(self, mpu: str) -> bool:
-        flush = self._flushes.get(mpu)
-        return flush is not None and _failed(flush.task)
-
-    async def _settled(self, state: UploadState) -> UploadState:
-        """The state with no flush running: ours waited for and folded, anyone else's
-        dropped (its pieces are still staged and get flushed again)."""
-        marked, flush = state.get("flush"), self._flushes.get(state["mpu"])
-        if marked and flush is not None and flush.number == marked["number"]:
-            await asyncio.wait([flush.task])  # not cancelled with this request: it may serve the next
-            state = self._folded(state)
-        return {**state, "flush": None} if state.get("flush") else state
 
     async def _stage(self, state: UploadState, offset: int, data: bytes) -> list:
         """The new staged list with ``data`` in it, under fresh keys (a retried or racing
         chunk never overwrites a piece a committed state points at). Tiny pieces beyond
         the ones being flushed are rewritten as one once there are too many."""
         kept = state["staged"]
-        tail = _unflushed(state)
+        tail = unflushed(state)
         if len(tail) >= MAX_STAGED_PIECES:
             data, kept = b"".join(await self._read_staged(tail)) + data, kept[:len(kept) - len(tail)]
         attempt = f"{self._instance}{next(self._attempts):x}"  # unique without a uuid4 per chunk
@@ -348,14 +292,14 @@ class S3ObjectStore:
         fetched = iter(await self.staging.get_blobs(missing) if missing else [])
         return [data if data is not None else next(fetched) for data in cached]
 
-    async def _upload_part(self, state: UploadState, number: int, body: "bytes | _StreamedBody",
+    async def _upload_part(self, state: UploadState, number: int, body: "bytes | StreamedBody",
                            length: int) -> list:
         try:
             with _translated(state["key"]):
                 reply = await self._s3.upload_part(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
                                                    PartNumber=number, Body=body, ContentLength=length)
         except Exception:
-            if isinstance(body, _StreamedBody) and body.error is not None:
+            if isinstance(body, StreamedBody) and body.error is not None:
                 raise body.error from None  # the client's body was short or long, not S3's fault
             raise
         return [number, reply["ETag"]]
@@ -379,7 +323,7 @@ class S3ObjectStore:
         return done
 
     async def _complete(self, state: UploadState, fence: int) -> ObjectInfo:
-        state = await self._settled(state)
+        state = await self._flushes.settled(state)
         parts = list(state["parts"])
         if state["staged"]:
             # ``fence`` is above every number handed out; concurrent completes upload the
@@ -387,7 +331,7 @@ class S3ObjectStore:
             # streams piece by piece, as in ``append``: joined, 16 concurrent completes
             # held 16 parts at once.
             size = _size(state["staged"])
-            body = _StreamedBody(lambda: read_exactly(self._staged_pieces(state["staged"]), size, READ_PIECE),
+            body = StreamedBody(lambda: read_exactly(self._staged_pieces(state["staged"]), size, READ_PIECE),
                                  rewindable=True)
             parts.append(await self._upload_part(state, _part_number(fence), body, size))
         if not parts:  # an empty file: multipart needs at least one part
@@ -398,7 +342,7 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"],
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
             )
-        self._flushes.pop(state["mpu"], None)
+        self._flushes.forget(state["mpu"])
         await self.staging.delete_blob_prefix(f"{state['token']}/")
         return await self.stat(state["key"])
 
@@ -449,9 +393,7 @@ class S3ObjectStore:
             await self.staging.delete_blobs(dropped)
 
     async def abort(self, state: UploadState) -> None:
-        flush = self._flushes.pop(state["mpu"], None)
-        if flush is not None:
-            flush.task.cancel()
+        self._flushes.forget(state["mpu"])
         with contextlib.suppress(ObjectNotFound), _translated(state["key"]):
             await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=state["key"], UploadId=state["mpu"])
         # By prefix rather than by the state: a request that died after staging but
@@ -459,33 +401,8 @@ class S3ObjectStore:
         await self.staging.delete_blob_prefix(f"{state['token']}/")
 
 
-@dataclass(frozen=True)
-class _Flush:
-    """A background upload of staged pieces (``keys``) as part ``number``; the task returns
-    ``[number, etag]``."""
-
-    number: int
-    keys: tuple[str, ...]
-    task: asyncio.Task
-
-
-def _failed(task: asyncio.Task) -> bool:
-    return task.done() and (task.cancelled() or task.exception() is not None)
-
-
-def _log_failed_flush(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("part flush failed; its pieces stay staged", extra={"error": str(task.exception())})
-
-
 def _size(staged: list) -> int:
     return sum(size for _, size in staged)
-
-
-def _unflushed(state: UploadState) -> list:
-    """The staged pieces no flush is uploading."""
-    marked = state.get("flush")
-    return state["staged"][marked["pieces"]:] if marked else state["staged"]
 
 
 def _part_number(number: int) -> int:
@@ -493,84 +410,3 @@ def _part_number(number: int) -> int:
         raise BackendUnavailable("s3", f"part number {number} is outside 1..{MAX_PART_NUMBER}; "
                                  "too many abandoned attempts, start a new upload")
     return number
-
-
-async def _prefixed(first: Chunks, rest: Chunks) -> AsyncIterator[bytes]:
-    async for piece in first:
-        yield piece
-    async for piece in rest:
-        yield piece
-
-
-class _StreamedBody:
-    """An upload_part body that aiohttp sends as it is produced.
-
-    A reader task pulls from ``open_source()`` into a small bounded queue while
-    aiohttp writes to S3, so receiving and sending overlap instead of taking turns;
-    at most ``PREFETCH`` pieces wait in memory. ``read`` exists only to pass
-    botocore's file-like check. A failure of the source (the client's body was not
-    the announced length) is kept, so the caller reports it rather than the broken
-    S3 request it caused. A ``rewindable`` body (staged bytes, which can be read
-    again) lets botocore retry: its ``seek(0)`` makes the next send open the source
-    anew; a client's body can be read once only, so botocore cannot retry that.
-    """
-
-    PREFETCH = 4
-
-    def __init__(self, open_source: Callable[[], AsyncIterator[bytes]], *, rewindable: bool = False) -> None:
-        self.open_source = open_source
-        self.rewindable = rewindable
-        self.error: Exception | None = None
-
-    def read(self, *_):
-        raise io.UnsupportedOperation("streamed body")
-
-    def seek(self, position: int, whence: int = 0) -> int:
-        if not self.rewindable or (position, whence) != (0, 0):
-            raise io.UnsupportedOperation("a client's body cannot be read twice")
-        self.error = None
-        return 0
-
-    async def _pump(self, queue: asyncio.Queue) -> None:
-        try:
-            async for piece in self.open_source():
-                await queue.put(piece)
-        except Exception as exc:
-            self.error = exc
-        await queue.put(None)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue = asyncio.Queue(self.PREFETCH)
-        pump = asyncio.create_task(self._pump(queue))
-        try:
-            while (piece := await queue.get()) is not None:
-                yield piece
-            if self.error is not None:
-                raise self.error
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-
-
-class _RecentStaged:
-    """A byte-bounded memory of recently staged chunks (staged keys are never rewritten)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.size = 0
-        self.items: dict[str, bytes] = {}  # insertion order = age
-
-    def put(self, key: str, data: bytes) -> None:
-        if len(data) > self.capacity:
-            return
-        self.items[key] = data
-        self.size += len(data)
-        while self.size > self.capacity:
-            self.size -= len(self.items.pop(next(iter(self.items))))
-
-    def take(self, key: str) -> bytes | None:
-        data = self.items.pop(key, None)
-        if data is not None:
-            self.size -= len(data)
-        return data

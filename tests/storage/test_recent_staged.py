@@ -1,9 +1,9 @@
 """The S3 adapter's memory of recently staged chunks: a byte budget, oldest out first."""
-from storage.objects.s3 import _RecentStaged
+from storage.objects.s3_bodies import RecentStaged
 
 
 def test_keeps_within_its_byte_budget_and_forgets_the_oldest():
-    recent = _RecentStaged(capacity=10)
+    recent = RecentStaged(capacity=10)
     recent.put("a", b"1234")
     recent.put("b", b"5678")
     recent.put("c", b"90")
