@@ -130,17 +130,23 @@ async def test_a_flush_that_dies_with_its_instance_loses_nothing(stack):
     await assert_stored(second, user["auth"], upload_id, data)
 
 
-@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
-async def test_a_failed_flush_is_started_again_with_the_next_chunk(stack, caplog):
+async def after_a_failed_flush(stack, caplog, failures: int):
+    """An 8 MiB upload's first part's worth sent, its flush failed (S3 refuses ``failures`` parts)."""
     caplog.set_level(logging.WARNING, "storage.s3")
     client = await stack.client()
     user = await stack.user(client)
     s3 = held_parts(client)
     s3.release.set()
-    s3.failing = 1
+    s3.failing = failures
     data = os.urandom(8 * MiB)
     upload_id = await first_chunks(client, user["auth"], data, FILLING)
     await until(lambda: "part flush failed" in caplog.text)
+    return client, user, s3, data, upload_id
+
+
+@pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
+async def test_a_failed_flush_is_started_again_with_the_next_chunk(stack, caplog):
+    client, user, s3, data, upload_id = await after_a_failed_flush(stack, caplog, 1)
     await send_chunks(client, user["auth"], data, upload_id, FILLING * WEB_CLIENT_CHUNK,
                       (FILLING + 1) * WEB_CLIENT_CHUNK)
     again = await target(client, upload_id)  # the next chunk waited for its flush, of every staged piece
@@ -152,15 +158,7 @@ async def test_a_failed_flush_is_started_again_with_the_next_chunk(stack, caplog
 
 @pytest.mark.parametrize("stack", S3_STACKS, indirect=True)
 async def test_while_s3_refuses_parts_the_chunk_after_a_failed_flush_is_refused_and_nothing_is_lost(stack, caplog):
-    caplog.set_level(logging.WARNING, "storage.s3")
-    client = await stack.client()
-    user = await stack.user(client)
-    s3 = held_parts(client)
-    s3.release.set()
-    s3.failing = 100
-    data = os.urandom(8 * MiB)
-    upload_id = await first_chunks(client, user["auth"], data, FILLING)
-    await until(lambda: "part flush failed" in caplog.text)
+    client, user, s3, data, upload_id = await after_a_failed_flush(stack, caplog, 100)
     at = FILLING * WEB_CLIENT_CHUNK
     for _ in range(2):  # refused, and again: staging does not grow while S3 is away
         refused = await send_chunk(client, user["auth"], data[at:at + WEB_CLIENT_CHUNK], at, len(data), upload_id)

@@ -77,6 +77,15 @@ async def upload(http, gateway, auth, data, chunk, media_type, filename):
         return await reply.json()
 
 
+async def assert_completed_as(http, gateway, auth, upload_id: str, data: bytes) -> None:
+    form = {"upload_id": upload_id, "type": "document", "md5": hashlib.md5(data).hexdigest()}
+    async with http.post(gateway.url + "/api/v2/media/upload/complete/", json=form, headers=auth) as reply:
+        document = await reply.json()
+        assert reply.status == 201, document
+    async with http.get(document["url"]) as reply:
+        assert await reply.read() == data
+
+
 def big_png() -> bytes:
     out = io.BytesIO()
     Image.effect_noise((4000, 4000), 80).convert("RGB").save(out, "PNG", compress_level=1)
@@ -155,12 +164,7 @@ async def test_kill_9_mid_chunk_and_mid_job_then_a_new_process_takes_over(tmp_pa
             status, body = await send_chunk(http, gateway, auth, data[PIECE + middle:], PIECE + middle, len(data),
                                             upload_id)
             assert status == 200, body
-            form = {"upload_id": upload_id, "type": "document", "md5": hashlib.md5(data).hexdigest()}
-            async with http.post(gateway.url + "/api/v2/media/upload/complete/", json=form, headers=auth) as reply:
-                document = await reply.json()
-                assert reply.status == 201, document
-            async with http.get(document["url"]) as reply:
-                assert await reply.read() == data
+            await assert_completed_as(http, gateway, auth, upload_id, data)
 
             async with asyncio.timeout(30):  # the job the dead process held runs again here
                 while True:
@@ -205,11 +209,6 @@ async def test_kill_9_while_a_part_is_flushed_loses_no_acknowledged_byte(tmp_pat
                 status, body = await send_chunk(http, gateway, auth, data[start:start + PIECE], start, len(data),
                                                 upload_id)
                 assert status == 200, body
-            form = {"upload_id": upload_id, "type": "document", "md5": hashlib.md5(data).hexdigest()}
-            async with http.post(gateway.url + "/api/v2/media/upload/complete/", json=form, headers=auth) as reply:
-                document = await reply.json()
-                assert reply.status == 201, document
-            async with http.get(document["url"]) as reply:
-                assert await reply.read() == data
+            await assert_completed_as(http, gateway, auth, upload_id, data)
     finally:
         gateway.kill()
