@@ -29,6 +29,7 @@ from gateway.core.errors import GatewayError, bad_request, not_found, upload_too
 from gateway.core.names import safe_filename
 from gateway.core.resumable_md5 import ResumableMd5
 from storage.documents.port import DocumentStore
+from storage.errors import ObjectNotFound
 from storage.objects.port import Chunks, IncompleteBody, ObjectStore
 
 log = logging.getLogger("gateway.uploads")
@@ -204,6 +205,10 @@ class Uploads:
             await fence.release()
             if new:
                 await _shielded(self.objects.abort(old_target))
+            elif isinstance(exc, ObjectNotFound):
+                # Bytes the attempt built on went away under it (another request committed
+                # past it and dropped them, or the upload ended): the stored session answers.
+                raise await self._moved_on(session, chunk) from None
             raise _client_error(exc, session, chunk) from None
         await md5.settled()
         changes = {"offset": chunk.end + 1, "target": new_target, "md5": _md5_dump(md5),
@@ -222,12 +227,17 @@ class Uploads:
                                                     expect={"offset": chunk.start, "status": "uploading"})
         if committed is None:  # another request stored this range first, or the upload ended meanwhile
             await self.objects.cleanup(keep=old_target, drop=new_target)
-            current = self._checked(await self.documents.get("uploads", session["id"]), session["user_id"])
-            raise wrong_offset(chunk.start, current["offset"])
+            raise await self._moved_on(session, chunk)
         await self.objects.cleanup(keep=new_target, drop=old_target)
         self._remember(committed)
         log.info("chunk stored", extra={"upload_id": session["id"], "offset": committed["offset"]})
         return committed
+
+    async def _moved_on(self, session: dict[str, Any], chunk: ChunkRange) -> GatewayError:
+        """What a chunk that lost a race is told: 404/410 (raised) if the upload ended, else
+        the stored offset to go on from."""
+        current = self._checked(await self.documents.get("uploads", session["id"]), session["user_id"])
+        return wrong_offset(chunk.start, current["offset"])
 
     async def finish(self, session: dict[str, Any], md5: str) -> tuple[dict[str, Any], Any]:
         """Check the md5 and assemble the object; the session stays usable on a mismatch."""

@@ -228,7 +228,7 @@ class S3ObjectStore:
 
     async def append(self, state: UploadState, offset: int, chunks: Chunks, length: int, *,
                      fence: Fence) -> UploadState:
-        state = self._flushes.folded(state)
+        committed, state = state, self._flushes.folded(state)
         if _size(unflushed(state)) + length >= self.part_size:
             # A part's worth beyond any flush: one flush at a time per upload, so wait for
             # ours; one this instance does not run may be lost with its instance, so redo it.
@@ -247,8 +247,15 @@ class S3ObjectStore:
         state = self._flushes.start(state, number, self._upload_part(state, number, body, size))
         if failed_before or size >= 2 * self.part_size:
             # The last flush failed, or one was lost: this chunk waits for its flush, so while
-            # S3 is away chunks are refused (503) rather than staged without bound.
-            state = await self._flushes.finished(state)
+            # S3 is away chunks are refused (503) rather than staged without bound. Its part
+            # is folded in by the next chunk, like any other: folded here, this chunk's own
+            # piece would leave the staged list, and a lost commit would not clean it up.
+            try:
+                await self._flushes.finished(state)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the flush's failure is the answer
+                    await asyncio.shield(self.cleanup(keep=committed, drop=state))  # this attempt's pieces
+                raise
         return state
 
     async def _append_part(self, state: UploadState, offset: int, chunks: Chunks, length: int,
@@ -323,17 +330,20 @@ class S3ObjectStore:
         return done
 
     async def _complete(self, state: UploadState, fence: int) -> ObjectInfo:
-        state = await self._flushes.settled(state)
-        parts = list(state["parts"])
+        settled = await self._flushes.settled(state)
+        # ``fence`` is above every number handed out; concurrent completes upload the same
+        # bytes under it. Except when one took in a flush this instance ran: its tail is
+        # shorter than that of a complete elsewhere, which uploads every staged piece, and
+        # on AWS the last upload of a number wins; so such a tail goes under the next number.
+        number = fence + 1 if len(settled["parts"]) > len(state["parts"]) else fence
+        state, parts = settled, list(settled["parts"])
         if state["staged"]:
-            # ``fence`` is above every number handed out; concurrent completes upload the
-            # same bytes under it. The staged tail (up to two parts when a flush was lost)
-            # streams piece by piece, as in ``append``: joined, 16 concurrent completes
-            # held 16 parts at once.
+            # The staged tail (up to two parts when a flush was lost) streams piece by piece,
+            # as in ``append``: joined, 16 concurrent completes held 16 parts at once.
             size = _size(state["staged"])
             body = StreamedBody(lambda: read_exactly(self._staged_pieces(state["staged"]), size, READ_PIECE),
-                                 rewindable=True)
-            parts.append(await self._upload_part(state, _part_number(fence), body, size))
+                                rewindable=True)
+            parts.append(await self._upload_part(state, _part_number(number), body, size))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])

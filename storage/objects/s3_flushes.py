@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Coroutine
 
+from storage.errors import ObjectNotFound
 from storage.objects.port import UploadState
 
 log = logging.getLogger("storage.s3")
@@ -74,12 +75,14 @@ class Flushes:
             state = self.folded(state)
         return {**state, "flush": None} if state.get("flush") else state
 
-    async def finished(self, state: UploadState) -> UploadState:
-        """Wait for the flush ``state`` just started; raises its failure."""
+    async def finished(self, state: UploadState) -> None:
+        """Wait for the flush ``state`` just started; raises its failure, and ObjectNotFound
+        when it was stopped because the upload ended meanwhile."""
         task = self._by_upload[state["mpu"]].task
-        await asyncio.wait([task])
+        await asyncio.wait([task])  # not cancelled with the request: the flush may serve the next
+        if task.cancelled():
+            raise ObjectNotFound(state["key"])
         task.result()
-        return self.folded(state)
 
     def failed(self, mpu: str) -> bool:
         flush = self._by_upload.get(mpu)
