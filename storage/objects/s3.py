@@ -242,10 +242,8 @@ class S3ObjectStore:
         if not flushing:
             return state
         failed_before = self._flushes.failed(state["mpu"])
-        staged, size = state["staged"], _size(state["staged"])
-        body = StreamedBody(lambda: read_exactly(self._staged_pieces(staged), size, READ_PIECE), rewindable=True)
-        state = self._flushes.start(state, number, self._upload_part(state, number, body, size))
-        if failed_before or size >= 2 * self.part_size:
+        state = self._flushes.start(state, number, self._upload_staged(state, state["staged"], number))
+        if failed_before or _size(state["staged"]) >= 2 * self.part_size:
             # The last flush failed, or one was lost: this chunk waits for its flush, so while
             # S3 is away chunks are refused (503) rather than staged without bound. Its part
             # is folded in by the next chunk, like any other: folded here, this chunk's own
@@ -299,6 +297,13 @@ class S3ObjectStore:
         fetched = iter(await self.staging.get_blobs(missing) if missing else [])
         return [data if data is not None else next(fetched) for data in cached]
 
+    async def _upload_staged(self, state: UploadState, staged: list, number: int) -> list:
+        """Staged pieces as part ``number``, streamed piece by piece (joined, 16 concurrent
+        completes held 16 parts at once); botocore may retry, as they can be read again."""
+        size = _size(staged)
+        body = StreamedBody(lambda: read_exactly(self._staged_pieces(staged), size, READ_PIECE), rewindable=True)
+        return await self._upload_part(state, number, body, size)
+
     async def _upload_part(self, state: UploadState, number: int, body: "bytes | StreamedBody",
                            length: int) -> list:
         try:
@@ -337,13 +342,8 @@ class S3ObjectStore:
         # on AWS the last upload of a number wins; so such a tail goes under the next number.
         number = fence + 1 if len(settled["parts"]) > len(state["parts"]) else fence
         state, parts = settled, list(settled["parts"])
-        if state["staged"]:
-            # The staged tail (up to two parts when a flush was lost) streams piece by piece,
-            # as in ``append``: joined, 16 concurrent completes held 16 parts at once.
-            size = _size(state["staged"])
-            body = StreamedBody(lambda: read_exactly(self._staged_pieces(state["staged"]), size, READ_PIECE),
-                                rewindable=True)
-            parts.append(await self._upload_part(state, _part_number(number), body, size))
+        if state["staged"]:  # the tail: up to two parts when a flush was lost
+            parts.append(await self._upload_staged(state, state["staged"], _part_number(number)))
         if not parts:  # an empty file: multipart needs at least one part
             await self.abort(state)
             return await self.put(state["key"], b"", state["content_type"])
